@@ -1,0 +1,46 @@
+# resolverd — the two commands a newcomer needs are `make run` and `make test`.
+SWIFT        ?= swift
+CONFIG       ?= resolverd.yaml
+# Packages the daemon needs to build and run.
+APT_RUN      := libldns-dev pkg-config
+# Packages the tests need: real clients (dig, kdig, drill) and NSD as the reference server.
+APT_TEST     := $(APT_RUN) dnsutils knot-dnsutils ldnsutils nsd
+# Packages the benchmarks need.
+APT_BENCH    := $(APT_TEST) dnsperf util-linux
+
+.PHONY: run build release test bench check deps-run deps-test deps-bench clean
+
+deps-run:
+	@scripts/apt-ensure $(APT_RUN)
+
+deps-test:
+	@scripts/apt-ensure $(APT_TEST)
+
+deps-bench:
+	@scripts/apt-ensure $(APT_BENCH)
+
+build: deps-run
+	$(SWIFT) build
+
+release: deps-run
+	$(SWIFT) build -c release
+
+## Build and serve the shipped example: DNS on 127.0.0.1:5353 and [::1]:5353.
+run: release
+	.build/release/resolverd serve --config $(CONFIG)
+
+## Validate the configuration and zones.
+check: build
+	.build/debug/resolverd check --config $(CONFIG)
+
+## Install what the tests need and run every test (unit, in-process, live with dig/kdig/NSD).
+test: deps-test
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+## resolverd vs NSD with dnsperf, side by side (see bench/README.md).
+bench: deps-bench release
+	bench/run.sh
+
+clean:
+	rm -rf .build

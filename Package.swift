@@ -1,0 +1,61 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "resolverd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "resolverd", targets: ["resolverd"]),
+        .library(name: "Resolver", targets: ["Resolver"]),
+        .library(name: "Scoring", targets: ["Scoring"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // ldns is used only to read master files; nothing on the query path calls it.
+        .systemLibrary(
+            name: "CLDNS",
+            pkgConfig: "ldns",
+            providers: [.apt(["libldns-dev"])]
+        ),
+        // Pure selection logic: no NIO, no DNS.
+        .target(name: "Scoring"),
+        // DNS: wire format, zones, answering, transports.
+        .target(
+            name: "Resolver",
+            dependencies: [
+                "CLDNS",
+                "Scoring",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "resolverd",
+            dependencies: [
+                "Resolver",
+                "Scoring",
+                "Yams",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Scoring"]),
+        .testTarget(
+            name: "ResolverdTests",
+            dependencies: ["resolverd", "Resolver"],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

@@ -1,0 +1,207 @@
+import Scoring
+
+/// How a query arrived; it decides the size limit (RFC 1035 §4.2.1, RFC 7766 §8).
+public enum Transport: String, Sendable {
+    case udp
+    case tcp
+}
+
+/// Everything a response depends on that is not in the query: the published state and
+/// where the query came from.
+public struct RequestContext: Sendable {
+    public var transport: Transport
+    /// The source address of the packet; the ECS address takes its place for selection.
+    public var source: IPAddress?
+
+    public init(transport: Transport, source: IPAddress? = nil) {
+        self.transport = transport
+        self.source = source
+    }
+}
+
+/// Turns one query packet into one response packet: the whole of answering, with no
+/// sockets. Each transport handler owns one, so its buffers are reused and never shared.
+public struct Responder {
+    /// The largest UDP response we send whatever the client offers: the DNS Flag Day 2020
+    /// value, which avoids IP fragmentation on almost every path.
+    public static let maxUDPPayload = 1232
+    /// Sent in our OPT record as our own receive size.
+    public static let advertisedUDPPayload: UInt16 = 1232
+
+    public private(set) var writer = WireWriter(capacity: 65_535 + 2)
+    private var resolution = Resolution()
+
+    public init() {}
+
+    /// The response bytes of the last call that returned true.
+    public var response: [UInt8] { writer.bytes }
+
+    /// Answers `packet`. Returns false when nothing must be sent: the packet is shorter than
+    /// a header, or is itself a response (QR=1), which must never be answered (RFC 8906 §3.1).
+    public mutating func respond(to packet: UnsafeRawBufferPointer, context: RequestContext,
+                                 state: ServingState) -> Bool {
+        writer.reset()
+        var reader = WireReader(packet)
+        guard let header = try? Header(from: &reader), !header.isResponse else { return false }
+
+        guard header.opcode == .query else {
+            // RFC 8906 §3.1.4: NOTIMP, all other flags clear, no records.
+            var reply = Header(id: header.id)
+            reply.isResponse = true
+            reply.opcode = header.opcode
+            reply.rcodeLow = UInt8(ResponseCode.notImp.rawValue)
+            reply.encode(into: &writer)
+            return true
+        }
+
+        let query: Query
+        do {
+            query = try Query(header: header, body: &reader)
+        } catch {
+            writeFormErr(header)
+            return true
+        }
+
+        if let edns = query.edns, edns.version > 0 {
+            // RFC 6891 §6.1.3: BADVERS with our version (0), no options interpreted or echoed.
+            resolution.reset()
+            resolution.rcode = .badVers
+            encode(query: query, options: ResponseOptions(), limit: Self.maxUDPPayload)
+            return true
+        }
+
+        resolution.reset()
+        let question = query.question
+        if question.type == .opt {
+            writeFormErr(header)
+            return true
+        }
+        if question.rrClass != .in || question.type == .axfr || question.type == .ixfr
+            || !state.catalog.answer(question, into: &resolution) {
+            // Not ours, or zone transfer (not offered): REFUSED (RFC 8906 §3.1.3.1).
+            resolution.reset()
+            resolution.rcode = .refused
+        }
+
+        var options = ResponseOptions()
+        if let edns = query.edns {
+            if edns.nsidRequested, let nsid = state.nsid { options.nsid = nsid }
+            if var subnet = edns.clientSubnet {
+                // RFC 7871 §7.2.1: echo FAMILY, SOURCE and ADDRESS; SCOPE is what the answer
+                // depended on, never more than the client revealed.
+                subnet.scopePrefixLength = min(resolution.scopePrefixLength, subnet.sourcePrefixLength)
+                options.clientSubnet = subnet
+            }
+        }
+        let limit: Int
+        switch context.transport {
+        case .tcp:
+            limit = 65_535
+        case .udp:
+            let offered = Int(query.edns?.udpPayloadSize ?? 512)
+            limit = query.edns == nil ? 512 : min(max(offered, 512), Self.maxUDPPayload)
+        }
+        encode(query: query, options: options, limit: limit)
+        return true
+    }
+
+    struct ResponseOptions {
+        var nsid: [UInt8]? = nil
+        var clientSubnet: ClientSubnet? = nil
+
+        /// Bytes of OPT RDATA these options take.
+        var length: Int {
+            (nsid.map { 4 + $0.count } ?? 0) + (clientSubnet.map { 4 + $0.encodedLength } ?? 0)
+        }
+    }
+
+    /// FORMERR for a query we could not decode: the header echoed with counts cleared
+    /// (the question may be what was malformed).
+    private mutating func writeFormErr(_ header: Header) {
+        writer.reset()
+        var reply = Header(id: header.id)
+        reply.isResponse = true
+        reply.opcode = header.opcode
+        reply.recursionDesired = header.recursionDesired
+        reply.rcodeLow = UInt8(ResponseCode.formErr.rawValue)
+        reply.encode(into: &writer)
+    }
+
+    /// Encodes `resolution` for `query` within `limit` bytes.
+    ///
+    /// If an answer or authority RRset does not fit, the response is cut back to header,
+    /// question and OPT with TC=1 (RFC 2181 §9, RFC 7766 §5: the client retries over TCP). An
+    /// additional RRset that does not fit is left out without TC.
+    private mutating func encode(query: Query, options: ResponseOptions, limit: Int) {
+        writer.reset()
+        var header = Header(id: query.header.id, questionCount: 1)
+        header.isResponse = true
+        header.opcode = .query
+        header.authoritative = resolution.authoritative
+        // RD and CD are copied (RFC 1035 §4.1.1, RFC 4035 §3.2.2); RA, Z, AD stay clear.
+        header.recursionDesired = query.header.recursionDesired
+        header.checkingDisabled = query.header.checkingDisabled
+        header.rcodeLow = UInt8(resolution.rcode.rawValue & 0xF)
+        header.encode(into: &writer)
+        writer.writeName(query.question.name)
+        writer.writeUInt16(query.question.type.rawValue)
+        writer.writeUInt16(query.question.rrClass.rawValue)
+        let afterQuestion = writer.count
+
+        let optLength = query.edns == nil ? 0 : 11 + options.length
+        let budget = limit - optLength
+        var truncated = false
+        var counts: (UInt16, UInt16, UInt16) = (0, 0, 0)
+        sections: for (section, entries) in [resolution.answer, resolution.authority, resolution.additional].enumerated() {
+            for entry in entries {
+                let before = writer.count
+                let written = entry.rrset.encode(owner: entry.owner, ttl: entry.ttl, into: &writer)
+                if writer.count > budget {
+                    if section == 2 {
+                        writer.truncate(to: before)
+                        break sections
+                    }
+                    truncated = true
+                    writer.truncate(to: afterQuestion)
+                    counts = (0, 0, 0)
+                    break sections
+                }
+                switch section {
+                case 0: counts.0 += written
+                case 1: counts.1 += written
+                default: counts.2 += written
+                }
+            }
+        }
+        if let edns = query.edns {
+            writeOPT(dnssecOK: edns.dnssecOK, options: options)
+            counts.2 += 1
+        }
+        writer.patchUInt16(counts.0, at: 6)
+        writer.patchUInt16(counts.1, at: 8)
+        writer.patchUInt16(counts.2, at: 10)
+        if truncated { writer.patchUInt16(header.flags | 0x0200, at: 2) }
+    }
+
+    /// Our OPT record (RFC 6891 §6.1.2), carrying the upper bits of an extended RCODE.
+    private mutating func writeOPT(dnssecOK: Bool, options: ResponseOptions) {
+        writer.writeUInt8(0)
+        writer.writeUInt16(RRType.opt.rawValue)
+        writer.writeUInt16(Self.advertisedUDPPayload)
+        writer.writeUInt8(UInt8(resolution.rcode.rawValue >> 4))
+        writer.writeUInt8(0)
+        // DO is echoed (RFC 3225 §3); the other flag bits are cleared (RFC 6891 §6.1.4).
+        writer.writeUInt16(dnssecOK ? 0x8000 : 0)
+        writer.writeUInt16(UInt16(options.length))
+        if let nsid = options.nsid {
+            writer.writeUInt16(EDNSOptionCode.nsid.rawValue)
+            writer.writeUInt16(UInt16(nsid.count))
+            writer.writeBytes(nsid)
+        }
+        if let subnet = options.clientSubnet {
+            writer.writeUInt16(EDNSOptionCode.clientSubnet.rawValue)
+            writer.writeUInt16(UInt16(subnet.encodedLength))
+            subnet.encodeData(into: &writer)
+        }
+    }
+}

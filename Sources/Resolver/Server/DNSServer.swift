@@ -1,0 +1,139 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Counters the transports update on every query; read by logs and, later, metrics.
+public final class ServerCounters: Sendable {
+    public let udpAnswered = Atomic<Int>(0)
+    public let tcpAnswered = Atomic<Int>(0)
+    public let dropped = Atomic<Int>(0)
+    public let tcpConnections = Atomic<Int>(0)
+    public let tcpRefused = Atomic<Int>(0)
+
+    public init() {}
+
+    func record(answered: Bool, transport: Transport) {
+        if !answered {
+            dropped.wrappingAdd(1, ordering: .relaxed)
+        } else if transport == .udp {
+            udpAnswered.wrappingAdd(1, ordering: .relaxed)
+        } else {
+            tcpAnswered.wrappingAdd(1, ordering: .relaxed)
+        }
+    }
+}
+
+/// Listening settings for the DNS transports.
+public struct DNSServerConfiguration: Sendable {
+    public var listen: [SocketAddress]
+    /// Close a TCP connection after this long without a complete query (RFC 7766 §6.2.3).
+    public var tcpIdleTimeout: TimeAmount
+    /// Connections beyond this are closed at once (RFC 7766 §6.2.2).
+    public var maxTCPConnections: Int
+
+    public init(listen: [SocketAddress], tcpIdleTimeout: TimeAmount = .seconds(10), maxTCPConnections: Int = 1000) {
+        self.listen = listen
+        self.tcpIdleTimeout = tcpIdleTimeout
+        self.maxTCPConnections = maxTCPConnections
+    }
+}
+
+/// DNS over UDP and TCP on every configured address, as one service of the daemon.
+///
+/// UDP: one socket per event loop on each address with SO_REUSEPORT, so the kernel spreads
+/// queries over all cores; each socket reads in batches (recvmmsg). TCP: one listener per
+/// address. All sockets close on graceful shutdown.
+public final class DNSServer: Service, Sendable {
+    let configuration: DNSServerConfiguration
+    let store: StateStore
+    let group: MultiThreadedEventLoopGroup
+    let logger: Logger
+    public let counters: ServerCounters
+
+    public init(configuration: DNSServerConfiguration, store: StateStore, group: MultiThreadedEventLoopGroup,
+                logger: Logger, counters: ServerCounters = ServerCounters()) {
+        self.configuration = configuration
+        self.store = store
+        self.group = group
+        self.logger = logger
+        self.counters = counters
+    }
+
+    /// Binds every socket. Exposed so that a caller can fail fast before starting services.
+    public func bind() async throws -> [Channel] {
+        var channels: [Channel] = []
+        do {
+            for address in configuration.listen {
+                for loop in group.makeIterator() {
+                    channels.append(try await bindUDP(address, on: loop))
+                }
+                channels.append(try await bindTCP(address))
+                logger.info("listening", metadata: ["address": "\(address)", "transports": "udp,tcp"])
+            }
+        } catch {
+            for channel in channels { try? await channel.close() }
+            throw error
+        }
+        return channels
+    }
+
+    public func run() async throws {
+        let channels = try await bind()
+        try await withGracefulShutdownHandler {
+            for channel in channels { try? await channel.closeFuture.get() }
+        } onGracefulShutdown: {
+            for channel in channels { channel.close(promise: nil) }
+        }
+    }
+
+    private func bindUDP(_ address: SocketAddress, on loop: EventLoop) async throws -> Channel {
+        let store = self.store
+        let counters = self.counters
+        return try await DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: 1)
+            .channelOption(.datagramVectorReadMessageCount, value: 32)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 4096))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UDPHandler(store: store, metrics: counters))
+                }
+            }
+            .bind(to: address).get()
+    }
+
+    private func bindTCP(_ address: SocketAddress) async throws -> Channel {
+        let store = self.store
+        let counters = self.counters
+        let idle = configuration.tcpIdleTimeout
+        let limit = configuration.maxTCPConnections
+        let logger = self.logger
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                let open = counters.tcpConnections.wrappingAdd(1, ordering: .relaxed).newValue
+                channel.closeFuture.whenComplete { _ in
+                    counters.tcpConnections.wrappingSubtract(1, ordering: .relaxed)
+                }
+                if open > limit {
+                    counters.tcpRefused.wrappingAdd(1, ordering: .relaxed)
+                    logger.debug("tcp connection limit reached", metadata: ["limit": "\(limit)"])
+                    return channel.close()
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(IdleStateHandler(readTimeout: idle))
+                    try sync.addHandler(ByteToMessageHandler(DNSFrameDecoder()))
+                    try sync.addHandler(TCPQueryHandler(store: store, metrics: counters))
+                }
+            }
+            .bind(to: address).get()
+    }
+}

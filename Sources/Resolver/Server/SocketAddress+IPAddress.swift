@@ -1,0 +1,19 @@
+import NIOCore
+import Scoring
+
+extension IPAddress {
+    /// The address of a NIO socket address, without going through text.
+    public init?(_ address: SocketAddress?) {
+        switch address {
+        case .v4(let v4)?:
+            self = .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr))
+        case .v6(let v6)?:
+            var storage = v6.address.sin6_addr
+            let bytes = withUnsafeBytes(of: &storage) { Array($0) }
+            guard let parsed = IPAddress(family: .ipv6, bytes: bytes) else { return nil }
+            self = parsed
+        default:
+            return nil
+        }
+    }
+}

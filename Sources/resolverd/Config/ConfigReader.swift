@@ -1,0 +1,93 @@
+import Resolver
+import Yams
+
+/// Walks a YAML document, collecting every error with its file, line and path
+/// (`services.api.svc.example..sites[2]: unknown site "par9"`), so that one run of
+/// `resolverd check` reports all of them.
+final class ConfigReader {
+    let file: String
+    private(set) var errors: [SourceError] = []
+
+    init(file: String) {
+        self.file = file
+    }
+
+    func error(_ node: Node?, _ path: String, _ message: String) {
+        errors.append(SourceError(file: file, line: node?.mark?.line ?? 1,
+                                  message: path.isEmpty ? message : "\(path): \(message)"))
+    }
+
+    /// The entries of a mapping, in order; reports keys outside `allowed` as errors.
+    func mapping(_ node: Node?, _ path: String, allowed: Set<String>? = nil) -> [(key: String, value: Node)] {
+        guard let node else { return [] }
+        guard let mapping = node.mapping else {
+            error(node, path, "expected a mapping")
+            return []
+        }
+        var result: [(String, Node)] = []
+        for (key, value) in mapping {
+            guard let name = key.string else {
+                error(key, path, "keys must be strings")
+                continue
+            }
+            if let allowed, !allowed.contains(name) {
+                let choices = allowed.sorted().joined(separator: ", ")
+                error(key, join(path, name), "unknown key (expected one of: \(choices))")
+                continue
+            }
+            result.append((name, value))
+        }
+        return result
+    }
+
+    func sequence(_ node: Node?, _ path: String) -> [Node] {
+        guard let node else { return [] }
+        guard let sequence = node.sequence else {
+            error(node, path, "expected a list")
+            return []
+        }
+        return Array(sequence)
+    }
+
+    func string(_ node: Node?, _ path: String) -> String? {
+        guard let node else { return nil }
+        guard let scalar = node.scalar else {
+            error(node, path, "expected a string")
+            return nil
+        }
+        return scalar.string
+    }
+
+    func int(_ node: Node?, _ path: String, range: ClosedRange<Int>) -> Int? {
+        guard let node else { return nil }
+        guard let value = node.scalar.flatMap({ Int($0.string) }) else {
+            error(node, path, "expected a whole number")
+            return nil
+        }
+        guard range.contains(value) else {
+            error(node, path, "\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    func double(_ node: Node?, _ path: String, range: ClosedRange<Double>) -> Double? {
+        guard let node else { return nil }
+        guard let value = node.scalar.flatMap({ Double($0.string) }), value.isFinite else {
+            error(node, path, "expected a number")
+            return nil
+        }
+        guard range.contains(value) else {
+            error(node, path, "\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+}
+
+extension Node {
+    /// The value of `key` in a mapping node.
+    subscript(key key: String) -> Node? { mapping?[Node(key)] }
+}

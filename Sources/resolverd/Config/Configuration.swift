@@ -1,0 +1,129 @@
+import Foundation
+import Resolver
+import Yams
+
+/// A `host:port` listening address: `127.0.0.1:5353` or `[::1]:5353`.
+struct ListenAddress: Hashable, Sendable, CustomStringConvertible {
+    var host: String
+    var port: Int
+
+    init?(_ text: String) {
+        let host: Substring
+        let port: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        }
+        guard let number = Int(port), (0...65535).contains(number), IPAddressText.isValid(host) else { return nil }
+        self.host = String(host)
+        self.port = number
+    }
+
+    var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+enum IPAddressText {
+    static func isValid(_ text: Substring) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return String(text).withCString { inet_pton(AF_INET, $0, &v4) == 1 || inet_pton(AF_INET6, $0, &v6) == 1 }
+    }
+}
+
+/// The daemon's configuration, as in SPEC.md. Relative paths are resolved against the
+/// directory of the configuration file, so `resolverd serve --config /etc/resolverd/x.yaml`
+/// works from any working directory.
+struct Configuration: Sendable {
+    var file: String
+    var dnsListen: [ListenAddress] = [ListenAddress("127.0.0.1:5353")!]
+    var nsid: String? = nil
+    var tcpIdleTimeoutSeconds = 10
+    var tcpMaxConnections = 1000
+    var httpListen: ListenAddress? = nil
+    var tokensFile: String? = nil
+    var zonesDirectory: String
+    var stateDirectory: String? = nil
+
+    static let topLevelKeys: Set<String> = ["dns", "http", "zones", "state", "sites", "services", "latency"]
+
+    /// Reads and validates a configuration file. Every problem is returned, located.
+    static func load(path: String) -> Result<Configuration, ZoneLoadError> {
+        let displayName = (path as NSString).lastPathComponent
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            return .failure(ZoneLoadError(errors: [SourceError(file: path, line: 0, message: "cannot read configuration file")]))
+        }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let YamlError.scanner(_, problem, mark, _), let YamlError.parser(_, problem, mark, _) {
+            return .failure(ZoneLoadError(errors: [SourceError(file: displayName, line: mark.line, message: "YAML: \(problem)")]))
+        } catch {
+            return .failure(ZoneLoadError(errors: [SourceError(file: displayName, line: 1, message: "YAML: \(error)")]))
+        }
+        let directory = ((path as NSString).deletingLastPathComponent as NSString)
+        func resolve(_ relative: String) -> String {
+            relative.hasPrefix("/") ? relative : directory.appendingPathComponent(relative)
+        }
+        let reader = ConfigReader(file: displayName)
+        var config = Configuration(file: path, zonesDirectory: resolve("zones"))
+        for (key, value) in reader.mapping(root, "", allowed: topLevelKeys) {
+            switch key {
+            case "dns":
+                for (field, node) in reader.mapping(value, "dns", allowed: ["listen", "nsid", "tcp-idle-timeout", "tcp-max-connections"]) {
+                    let path = "dns.\(field)"
+                    switch field {
+                    case "listen":
+                        var addresses: [ListenAddress] = []
+                        for (index, item) in reader.sequence(node, path).enumerated() {
+                            guard let text = reader.string(item, "\(path)[\(index)]") else { continue }
+                            guard let address = ListenAddress(text) else {
+                                reader.error(item, "\(path)[\(index)]", "\"\(text)\" is not an address:port (IPv6 as [addr]:port)")
+                                continue
+                            }
+                            addresses.append(address)
+                        }
+                        if addresses.isEmpty && reader.errors.isEmpty {
+                            reader.error(node, path, "at least one address is needed")
+                        }
+                        config.dnsListen = addresses
+                    case "nsid":
+                        if let nsid = reader.string(node, path) {
+                            if nsid.utf8.count > 512 { reader.error(node, path, "longer than 512 bytes") }
+                            config.nsid = nsid
+                        }
+                    case "tcp-idle-timeout":
+                        config.tcpIdleTimeoutSeconds = reader.int(node, path, range: 1...3600) ?? config.tcpIdleTimeoutSeconds
+                    default:
+                        config.tcpMaxConnections = reader.int(node, path, range: 1...1_000_000) ?? config.tcpMaxConnections
+                    }
+                }
+            case "http":
+                for (field, node) in reader.mapping(value, "http", allowed: ["listen", "tokens"]) {
+                    guard let text = reader.string(node, "http.\(field)") else { continue }
+                    if field == "listen" {
+                        guard let address = ListenAddress(text) else {
+                            reader.error(node, "http.listen", "\"\(text)\" is not an address:port")
+                            continue
+                        }
+                        config.httpListen = address
+                    } else {
+                        config.tokensFile = resolve(text)
+                    }
+                }
+            case "zones":
+                if let text = reader.string(value, "zones") { config.zonesDirectory = resolve(text) }
+            case "state":
+                if let text = reader.string(value, "state") { config.stateDirectory = resolve(text) }
+            default:
+                // sites, services, latency: steering configuration, read by the scoring layer.
+                _ = reader.mapping(value, key)
+            }
+        }
+        return reader.errors.isEmpty ? .success(config) : .failure(ZoneLoadError(errors: reader.errors))
+    }
+}
