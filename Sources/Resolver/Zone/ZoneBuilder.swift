@@ -6,8 +6,12 @@ public struct ZoneRecord: Sendable {
     public var ttl: UInt32
     public var rdata: [UInt8]
     public var line: Int
+    /// The file the record came from when it is not the zone file itself ($INCLUDE).
+    public var file: String?
 
-    public init(name: DNSName, type: RRType, rrClass: RRClass = .in, ttl: UInt32, rdata: [UInt8], line: Int) {
+    public init(name: DNSName, type: RRType, rrClass: RRClass = .in, ttl: UInt32, rdata: [UInt8], line: Int,
+                file: String? = nil) {
+        self.file = file
         self.name = name
         self.type = type
         self.rrClass = rrClass
@@ -23,7 +27,9 @@ public struct ZoneRecord: Sendable {
 public enum ZoneBuilder {
     public static func build(records: [ZoneRecord], file: String) -> Result<Zone, ZoneLoadError> {
         var errors: [SourceError] = []
-        func fail(_ line: Int, _ message: String) { errors.append(SourceError(file: file, line: line, message: message)) }
+        func fail(_ record: ZoneRecord, _ message: String) {
+            errors.append(SourceError(file: record.file ?? file, line: record.line, message: message))
+        }
 
         let soas = records.filter { $0.type == .soa }
         guard let soaRecord = soas.first else {
@@ -31,7 +37,7 @@ public enum ZoneBuilder {
         }
         let origin = soaRecord.name
         for extra in soas.dropFirst() {
-            fail(extra.line, "more than one SOA record (first at line \(soaRecord.line))")
+            fail(extra, "more than one SOA record (first at line \(soaRecord.line))")
         }
 
         // Group by owner, then by type, keeping first-seen order.
@@ -39,11 +45,11 @@ public enum ZoneBuilder {
         var byName: [DNSName: [(type: RRType, records: [ZoneRecord])]] = [:]
         for record in records {
             guard record.rrClass == .in else {
-                fail(record.line, "class \(record.rrClass.rawValue) is not served; only IN")
+                fail(record, "class \(record.rrClass.rawValue) is not served; only IN")
                 continue
             }
             guard record.name.isSubdomain(of: origin) else {
-                fail(record.line, "\(record.name.text) is outside the zone \(origin.text)")
+                fail(record, "\(record.name.text) is outside the zone \(origin.text)")
                 continue
             }
             if record.type == .soa && record.name != origin { continue } // reported above
@@ -52,8 +58,12 @@ public enum ZoneBuilder {
                 byName[record.name] = []
             }
             if let index = byName[record.name]!.firstIndex(where: { $0.type == record.type }) {
-                // RFC 2181 §5: an RRset holds no duplicate records.
-                if !byName[record.name]![index].records.contains(where: { $0.rdata == record.rdata }) {
+                // RFC 2181 §5: an RRset holds no duplicate records; a duplicate may still
+                // lower the set's TTL.
+                if let same = byName[record.name]![index].records.firstIndex(where: { $0.rdata == record.rdata }) {
+                    let ttl = min(byName[record.name]![index].records[same].ttl, record.ttl)
+                    byName[record.name]![index].records[same].ttl = ttl
+                } else {
                     byName[record.name]![index].records.append(record)
                 }
             } else {
@@ -66,11 +76,11 @@ public enum ZoneBuilder {
             let sets = byName[name]!
             guard let cname = sets.first(where: { $0.type == .cname }) else { continue }
             if cname.records.count > 1 {
-                fail(cname.records[1].line, "more than one CNAME record at \(name.text)")
+                fail(cname.records[1], "more than one CNAME record at \(name.text)")
             }
             for other in sets where other.type != .cname && other.type != .rrsig && other.type != .nsec {
-                let line = max(other.records[0].line, cname.records[0].line)
-                fail(line, "CNAME and other data at \(name.text) (\(other.type) at line \(other.records[0].line), CNAME at line \(cname.records[0].line))")
+                let later = other.records[0].line > cname.records[0].line ? other.records[0] : cname.records[0]
+                fail(later, "CNAME and other data at \(name.text) (\(other.type) at line \(other.records[0].line), CNAME at line \(cname.records[0].line))")
             }
         }
         guard errors.isEmpty else { return .failure(ZoneLoadError(errors: errors)) }

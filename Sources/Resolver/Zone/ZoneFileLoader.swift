@@ -77,7 +77,8 @@ public enum ZoneFileLoader {
                 switch parseRecord(entry.text, state: &state) {
                 case .success(let record):
                     state.records.append(ZoneRecord(name: record.name, type: record.type, rrClass: record.rrClass,
-                                                    ttl: record.ttl, rdata: record.rdata, line: entry.line))
+                                                    ttl: record.ttl, rdata: record.rdata, line: entry.line,
+                                                    file: depth == 0 ? nil : displayName))
                 case .failure(let message):
                     fail(message)
                 }
