@@ -6,7 +6,7 @@ APT_RUN      := libldns-dev pkg-config
 # Packages the tests need: real clients (dig, kdig, drill) and NSD as the reference server.
 APT_TEST     := $(APT_RUN) dnsutils knot-dnsutils ldnsutils nsd
 # Packages the benchmarks need.
-APT_BENCH    := $(APT_TEST) dnsperf util-linux
+APT_BENCH    := $(APT_TEST) dnsperf util-linux iproute2
 
 .PHONY: run build release test bench check deps-run deps-test deps-bench clean
 

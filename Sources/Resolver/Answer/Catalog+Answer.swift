@@ -72,7 +72,9 @@ extension Catalog {
             for target in targets {
                 guard target.isSubdomain(of: zone.origin), let node = zone.nodes[target],
                       let set = node.rrset(type),
-                      !resolution.additional.contains(where: { $0.rrset === set }) else { continue }
+                      // An RRset is sent once per message (RFC 2181 §5.1), as NSD does.
+                      !resolution.additional.contains(where: { $0.rrset === set }),
+                      !resolution.answer.contains(where: { $0.rrset === set }) else { continue }
                 resolution.additional.append(SectionEntry(owner: set.name, rrset: set))
             }
         }

@@ -19,8 +19,15 @@ public enum ZoneFileLoader {
         let origin = (try? DNSName(stem.hasSuffix(".") ? stem : stem + ".")) ?? .root
         var state = ParseState(origin: origin)
         parse(path: path, displayName: fileName, state: &state, depth: 0)
-        if !state.errors.isEmpty { return .failure(ZoneLoadError(errors: state.errors)) }
-        return ZoneBuilder.build(records: state.records, file: fileName)
+        let built = ZoneBuilder.build(records: state.records, file: fileName)
+        guard !state.errors.isEmpty else { return built }
+        // Report zone-level problems of the records that did parse too, so one `check` run
+        // shows everything; "no SOA" is only news when the SOA line itself parsed.
+        var errors = state.errors
+        if case .failure(let more) = built, state.records.contains(where: { $0.type == .soa }) {
+            errors.append(contentsOf: more.errors)
+        }
+        return .failure(ZoneLoadError(errors: errors.sorted { ($0.file, $0.line) < ($1.file, $1.line) }))
     }
 
     /// Loads every `*.zone` file in a directory, in name order. Two files for the same
