@@ -57,26 +57,33 @@ extension Catalog {
     }
 
     private func finishPositive(zone: Zone, into resolution: inout Resolution) {
-        var targets: [DNSName] = []
-        for entry in resolution.answer { targets.append(contentsOf: entry.rrset.additionalNames) }
+        var apexNS: RRSet? = nil
         if let ns = zone.apexNS, !resolution.answer.contains(where: { $0.rrset === ns }) {
             resolution.authority.append(SectionEntry(owner: zone.origin, rrset: ns))
-            targets.append(contentsOf: ns.additionalNames)
+            apexNS = ns
         }
-        addAddresses(for: targets, in: zone, to: &resolution)
+        // Targets of the answer first, then of the authority NS, A sets before AAAA sets.
+        for type in [RRType.a, RRType.aaaa] {
+            for index in resolution.answer.indices {
+                addAddresses(of: type, for: resolution.answer[index].rrset.additionalNames, in: zone, to: &resolution)
+            }
+            if let apexNS { addAddresses(of: type, for: apexNS.additionalNames, in: zone, to: &resolution) }
+        }
     }
 
     /// Adds the A, then AAAA, sets of in-zone target names to the additional section.
     private func addAddresses(for targets: [DNSName], in zone: Zone, to resolution: inout Resolution) {
-        for type in [RRType.a, RRType.aaaa] {
-            for target in targets {
-                guard target.isSubdomain(of: zone.origin), let node = zone.nodes[target],
-                      let set = node.rrset(type),
-                      // An RRset is sent once per message (RFC 2181 §5.1), as NSD does.
-                      !resolution.additional.contains(where: { $0.rrset === set }),
-                      !resolution.answer.contains(where: { $0.rrset === set }) else { continue }
-                resolution.additional.append(SectionEntry(owner: set.name, rrset: set))
-            }
+        for type in [RRType.a, RRType.aaaa] { addAddresses(of: type, for: targets, in: zone, to: &resolution) }
+    }
+
+    private func addAddresses(of type: RRType, for targets: [DNSName], in zone: Zone, to resolution: inout Resolution) {
+        for target in targets {
+            guard target.isSubdomain(of: zone.origin), let node = zone.nodes[target],
+                  let set = node.rrset(type),
+                  // An RRset is sent once per message (RFC 2181 §5.1), as NSD does.
+                  !resolution.additional.contains(where: { $0.rrset === set }),
+                  !resolution.answer.contains(where: { $0.rrset === set }) else { continue }
+            resolution.additional.append(SectionEntry(owner: set.name, rrset: set))
         }
     }
 }

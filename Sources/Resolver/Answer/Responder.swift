@@ -150,37 +150,48 @@ public struct Responder {
 
         let optLength = query.edns == nil ? 0 : 11 + options.length
         let budget = limit - optLength
+        var counts: (answer: UInt16, authority: UInt16, additional: UInt16) = (0, 0, 0)
         var truncated = false
-        var counts: (UInt16, UInt16, UInt16) = (0, 0, 0)
-        sections: for (section, entries) in [resolution.answer, resolution.authority, resolution.additional].enumerated() {
-            for entry in entries {
-                let before = writer.count
-                let written = entry.rrset.encode(owner: entry.owner, ttl: entry.ttl, into: &writer)
-                if writer.count > budget {
-                    if section == 2 {
-                        writer.truncate(to: before)
-                        break sections
-                    }
-                    truncated = true
-                    writer.truncate(to: afterQuestion)
-                    counts = (0, 0, 0)
-                    break sections
-                }
-                switch section {
-                case 0: counts.0 += written
-                case 1: counts.1 += written
-                default: counts.2 += written
-                }
-            }
+        if let written = write(resolution.answer, budget: budget), let authority = write(resolution.authority, budget: budget) {
+            counts = (written, authority, writeAdditional(budget: budget))
+        } else {
+            truncated = true
+            writer.truncate(to: afterQuestion)
         }
         if let edns = query.edns {
             writeOPT(dnssecOK: edns.dnssecOK, options: options)
-            counts.2 += 1
+            counts.additional += 1
         }
-        writer.patchUInt16(counts.0, at: 6)
-        writer.patchUInt16(counts.1, at: 8)
-        writer.patchUInt16(counts.2, at: 10)
+        writer.patchUInt16(counts.answer, at: 6)
+        writer.patchUInt16(counts.authority, at: 8)
+        writer.patchUInt16(counts.additional, at: 10)
         if truncated { writer.patchUInt16(header.flags | 0x0200, at: 2) }
+    }
+
+    /// Writes a required section; nil when it does not fit in `budget` bytes.
+    private mutating func write(_ entries: [SectionEntry], budget: Int) -> UInt16? {
+        var count: UInt16 = 0
+        for entry in entries {
+            count += entry.rrset.encode(owner: entry.owner, ttl: entry.ttl, into: &writer)
+            if writer.count > budget { return nil }
+        }
+        return count
+    }
+
+    /// Writes additional RRsets while they fit; the first that does not is left out, with
+    /// everything after it (RFC 2181 §9: no TC for additional data).
+    private mutating func writeAdditional(budget: Int) -> UInt16 {
+        var count: UInt16 = 0
+        for entry in resolution.additional {
+            let before = writer.count
+            let written = entry.rrset.encode(owner: entry.owner, ttl: entry.ttl, into: &writer)
+            if writer.count > budget {
+                writer.truncate(to: before)
+                break
+            }
+            count += written
+        }
+        return count
     }
 
     /// Our OPT record (RFC 6891 §6.1.2), carrying the upper bits of an extended RCODE.

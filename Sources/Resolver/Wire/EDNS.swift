@@ -37,7 +37,8 @@ public struct EDNS: Hashable, Sendable {
     public var clientSubnet: ClientSubnet?
     /// Client cookie (8 bytes) and server cookie (8–32 bytes) when present (RFC 7873 §4).
     public var cookie: [UInt8]?
-    /// Every option in order, for tests and diagnostics; not used on the answer path.
+    /// Every option in order, for tests and diagnostics; left empty on the answer path,
+    /// which needs only the options above.
     public var options: [EDNSOption]
 
     public init(udpPayloadSize: UInt16 = 1232, extendedRCode: UInt8 = 0, version: UInt8 = 0,
@@ -58,7 +59,7 @@ public struct EDNS: Hashable, Sendable {
     ///
     /// Options are validated only when the version is 0: a server that does not speak the
     /// requested version answers BADVERS without interpreting anything else (RFC 6891 §6.1.3).
-    init(afterType reader: inout WireReader) throws(WireError) {
+    init(afterType reader: inout WireReader, keepOptions: Bool) throws(WireError) {
         udpPayloadSize = try reader.readUInt16()
         let ttl = try reader.readUInt32()
         extendedRCode = UInt8(ttl >> 24)
@@ -76,7 +77,7 @@ public struct EDNS: Hashable, Sendable {
             let optionLength = Int(try rdata.readUInt16())
             guard optionLength <= rdata.remaining else { throw .badOption }
             let data = try rdata.readBytes(optionLength)
-            options.append(EDNSOption(code: code, data: Array(data)))
+            if keepOptions { options.append(EDNSOption(code: code, data: Array(data))) }
             guard version == 0 else { continue }
             switch code {
             case .nsid:

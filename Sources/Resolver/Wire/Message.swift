@@ -51,7 +51,7 @@ public struct Message: Sendable {
             if RRType(rawValue: try reader.readUInt16()) == .opt {
                 guard edns == nil else { throw .duplicateOPT }
                 guard owner.isRoot else { throw .badOPTOwner }
-                edns = try EDNS(afterType: &reader)
+                edns = try EDNS(afterType: &reader, keepOptions: true)
             } else {
                 reader = WireReader(bytes, offset: start)
                 additional.append(try Self.readRecord(&reader, bytes))

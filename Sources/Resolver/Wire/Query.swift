@@ -18,7 +18,7 @@ public struct Query: Sendable {
     /// - Throws: `WireError` for anything RFC 1035 / RFC 6891 calls malformed: QDCOUNT ≠ 1,
     ///   truncated records, OPT outside the additional section, two OPTs, or an OPT whose owner
     ///   is not the root (RFC 6891 §6.1.1).
-    public init(header: Header, body reader: inout WireReader) throws(WireError) {
+    public init(header: Header, body reader: inout WireReader, keepOptions: Bool = false) throws(WireError) {
         guard header.questionCount == 1 else { throw .badQuestionCount }
         self.header = header
         self.question = try Question(from: &reader)
@@ -37,7 +37,7 @@ public struct Query: Sendable {
             if type == .opt {
                 guard edns == nil else { throw .duplicateOPT }
                 guard owner.isRoot else { throw .badOPTOwner }
-                edns = try EDNS(afterType: &reader)
+                edns = try EDNS(afterType: &reader, keepOptions: keepOptions)
             } else {
                 // TSIG and anything else in the additional section is not for us.
                 try reader.skip(6)
@@ -47,10 +47,10 @@ public struct Query: Sendable {
     }
 
     /// Decodes a whole query packet.
-    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> Query {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, keepOptions: Bool = true) throws(WireError) -> Query {
         var reader = WireReader(bytes)
         let header = try Header(from: &reader)
-        return try Query(header: header, body: &reader)
+        return try Query(header: header, body: &reader, keepOptions: keepOptions)
     }
 
     /// Encodes a query (used by tests, the benchmark load generator and health probes).

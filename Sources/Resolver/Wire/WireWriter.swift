@@ -53,8 +53,14 @@ public struct WireWriter {
     /// Writes `name`, replacing its longest suffix already in the message by a pointer
     /// when `compress` is true. Names written uncompressed still become pointer targets.
     public mutating func writeName(_ name: DNSName, compress: Bool = true) {
-        name.storage.withUnsafeBufferPointer { nameBytes in
-            var index = name.start
+        writeName(storage: name.storage, start: name.start, compress: compress)
+    }
+
+    /// Writes the uncompressed name that starts at `start` in `storage` (which may hold more
+    /// after it, as RDATA does), without copying it out first.
+    mutating func writeName(storage: [UInt8], start: Int, compress: Bool) {
+        storage.withUnsafeBufferPointer { nameBytes in
+            var index = start
             while nameBytes[index] != 0 {
                 if compress, let target = findSuffix(nameBytes, from: index) {
                     writeUInt16(0xC000 | target)

@@ -78,7 +78,7 @@ extension RRSet {
             case .name:
                 var end = offset
                 while rdata[end] != 0 { end += 1 + Int(rdata[end]) }
-                writer.writeName(DNSName(uncheckedWire: Array(rdata[offset...end])))
+                writer.writeName(storage: rdata, start: offset, compress: true)
                 offset = end + 1
             case .fixed(let count):
                 writer.writeBytes(rdata[offset..<(offset + count)])
