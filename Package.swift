@@ -51,6 +51,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        .testTarget(name: "ScoringTests", dependencies: ["Scoring"]),
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Scoring"]),
         .testTarget(
             name: "ResolverdTests",

@@ -56,7 +56,8 @@ extension Catalog {
         return true
     }
 
-    private func finishPositive(zone: Zone, into resolution: inout Resolution) {
+    /// Authority NS and additional addresses for a positive answer, as NSD sends them.
+    func finishPositive(zone: Zone, into resolution: inout Resolution) {
         var apexNS: RRSet? = nil
         if let ns = zone.apexNS, !resolution.answer.contains(where: { $0.rrset === ns }) {
             resolution.authority.append(SectionEntry(owner: zone.origin, rrset: ns))

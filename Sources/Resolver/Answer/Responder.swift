@@ -13,9 +13,16 @@ public struct RequestContext: Sendable {
     /// The source address of the packet; the ECS address takes its place for selection.
     public var source: IPAddress?
 
-    public init(transport: Transport, source: IPAddress? = nil) {
+    /// Seconds on the steering clock (wall clock time), injected for tests.
+    public var now: Double
+    /// A per-transport query counter for the round-robin and weighted baselines.
+    public var sequence: UInt64
+
+    public init(transport: Transport, source: IPAddress? = nil, now: Double? = nil, sequence: UInt64 = 0) {
         self.transport = transport
         self.source = source
+        self.now = now ?? SteeringClock.now()
+        self.sequence = sequence
     }
 }
 
@@ -76,7 +83,10 @@ public struct Responder {
             writeFormErr(header)
             return true
         }
-        if question.rrClass != .in || question.type == .axfr || question.type == .ixfr
+        if question.rrClass == .in, let service = state.services[question.name] {
+            state.answerService(service, question: question, client: Self.client(of: query, context: context),
+                                now: context.now, sequence: context.sequence, into: &resolution)
+        } else if question.rrClass != .in || question.type == .axfr || question.type == .ixfr
             || !state.catalog.answer(question, into: &resolution) {
             // Not ours, or zone transfer (not offered): REFUSED (RFC 8906 §3.1.3.1).
             resolution.reset()
@@ -103,6 +113,16 @@ public struct Responder {
         }
         encode(query: query, options: options, limit: limit)
         return true
+    }
+
+    /// The client selection is for: the ECS address and source prefix when the query has
+    /// one (RFC 7871 §7.1), else the packet's source address.
+    static func client(of query: Query, context: RequestContext) -> Client {
+        if let subnet = query.edns?.clientSubnet {
+            return Client(address: subnet.address, prefixLength: Int(subnet.sourcePrefixLength))
+        }
+        if let source = context.source { return Client(address: source) }
+        return Client(address: .v4(0), prefixLength: 0)
     }
 
     struct ResponseOptions {

@@ -1,4 +1,33 @@
+import Scoring
 import Synchronization
+
+/// A service name as the DNS side sees it: where it lives and the records each site
+/// answers with, built once per state so answering only picks them.
+public struct ServiceEntry: Sendable {
+    public let name: DNSName
+    /// Index into the steering snapshot's `services`.
+    public let index: Int
+    public let zone: Zone
+    /// Per site index: the A and AAAA sets (nil when the site has no address of the family).
+    let rrsets: [Int: (a: RRSet?, aaaa: RRSet?)]
+
+    public init(name: DNSName, index: Int, zone: Zone, snapshot: SteeringSnapshot) {
+        self.name = name
+        self.index = index
+        self.zone = zone
+        let service = snapshot.services[index]
+        var sets: [Int: (RRSet?, RRSet?)] = [:]
+        for site in service.sites {
+            func set(_ type: RRType, _ family: IPAddress.Family) -> RRSet? {
+                let addresses = snapshot.sites[site].addresses(family)
+                return addresses.isEmpty ? nil
+                    : RRSet(name: name, type: type, ttl: service.ttl, rdatas: addresses.map(\.bytes))
+            }
+            sets[site] = (set(.a, .ipv4), set(.aaaa, .ipv6))
+        }
+        rrsets = sets
+    }
+}
 
 /// Everything the query path reads, as one immutable value. A reload or a report builds a
 /// new one and publishes it; a query reads one and uses it throughout, so it never sees half
@@ -7,10 +36,23 @@ public final class ServingState: Sendable {
     public let catalog: Catalog
     /// NSID payload (RFC 5001), when configured.
     public let nsid: [UInt8]?
+    public let steering: SteeringSnapshot
+    public let services: [DNSName: ServiceEntry]
+    /// Counts answers per site for the anti-herding estimate; shared across states.
+    public let ledger: AnswerLedger
 
-    public init(catalog: Catalog, nsid: [UInt8]? = nil) {
+    public init(catalog: Catalog, nsid: [UInt8]? = nil, steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: []),
+                services: [DNSName: ServiceEntry] = [:], ledger: AnswerLedger? = nil) {
         self.catalog = catalog
         self.nsid = nsid
+        self.steering = steering
+        self.services = services
+        self.ledger = ledger ?? AnswerLedger(siteCount: steering.sites.count)
+    }
+
+    /// The same state with another steering snapshot (new reports, new directed load).
+    public func with(steering: SteeringSnapshot) -> ServingState {
+        ServingState(catalog: catalog, nsid: nsid, steering: steering, services: services, ledger: ledger)
     }
 
     public static let empty = ServingState(catalog: .empty)
@@ -29,5 +71,10 @@ public final class StateStore: Sendable {
 
     public func publish(_ state: ServingState) {
         current.withLock { $0 = state }
+    }
+
+    /// Replaces the state with `transform(current)` atomically with respect to other updates.
+    public func update(_ transform: (ServingState) -> ServingState) {
+        current.withLock { $0 = transform($0) }
     }
 }

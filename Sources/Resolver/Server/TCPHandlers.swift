@@ -32,6 +32,7 @@ final class TCPQueryHandler: ChannelInboundHandler {
     private let metrics: ServerCounters
     private var responder = Responder()
     private var pendingFlush = false
+    private var sequence: UInt64 = 0
 
     init(store: StateStore, metrics: ServerCounters) {
         self.store = store
@@ -41,7 +42,8 @@ final class TCPQueryHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         let state = store.state
-        let requestContext = RequestContext(transport: .tcp, source: IPAddress(context.channel.remoteAddress))
+        sequence &+= 1
+        let requestContext = RequestContext(transport: .tcp, source: IPAddress(context.channel.remoteAddress), sequence: sequence)
         let answered = frame.withUnsafeReadableBytes { packet in
             responder.respond(to: packet, context: requestContext, state: state)
         }

@@ -12,6 +12,7 @@ final class UDPHandler: ChannelInboundHandler {
     private let metrics: ServerCounters
     private var responder = Responder()
     private var pendingFlush = false
+    private var sequence: UInt64 = 0
 
     init(store: StateStore, metrics: ServerCounters) {
         self.store = store
@@ -21,7 +22,8 @@ final class UDPHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         let state = store.state
-        let requestContext = RequestContext(transport: .udp, source: IPAddress(envelope.remoteAddress))
+        sequence &+= 1
+        let requestContext = RequestContext(transport: .udp, source: IPAddress(envelope.remoteAddress), sequence: sequence)
         let answered = envelope.data.withUnsafeReadableBytes { packet in
             responder.respond(to: packet, context: requestContext, state: state)
         }

@@ -43,8 +43,9 @@ struct Serve: AsyncParsableCommand {
                                                   maxTCPConnections: config.tcpMaxConnections),
             store: store, group: group, logger: logger)
         let reloader = ReloadService(configPath: options.config, store: store, logger: logger)
+        let publisher = DirectedLoadPublisher(store: store)
         let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: server), .init(service: reloader)],
+            services: [.init(service: server), .init(service: reloader), .init(service: publisher)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {
@@ -75,7 +76,7 @@ struct ReloadService: Service {
     }
 
     func reload() {
-        switch StateLoader.load(configPath: configPath) {
+        switch StateLoader.load(configPath: configPath, ledger: store.state.ledger) {
         case .success(let loaded):
             store.publish(loaded.state)
             logger.info("reloaded", metadata: ["zones": "\(loaded.state.catalog.zones.count)",
@@ -83,6 +84,25 @@ struct ReloadService: Service {
         case .failure(let error):
             for item in error.errors { logger.error("reload rejected: \(item.description)") }
             logger.error("reload failed; still serving the previous state")
+        }
+    }
+}
+
+/// Once a second, folds the answers recently handed out into the steering snapshot, so that
+/// selection counts the load it is about to cause (anti-herding). At most one publish a
+/// second, whatever the query rate.
+struct DirectedLoadPublisher: Service {
+    let store: StateStore
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: .seconds(1))
+            store.update { state in
+                var steering = state.steering
+                guard !steering.sites.isEmpty else { return state }
+                steering.directed = DirectedLoad.estimate(snapshot: steering, ledger: state.ledger, now: SteeringClock.now())
+                return state.with(steering: steering)
+            }
         }
     }
 }

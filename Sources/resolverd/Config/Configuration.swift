@@ -1,5 +1,6 @@
 import Foundation
 import Resolver
+import Scoring
 import Yams
 
 /// A `host:port` listening address: `127.0.0.1:5353` or `[::1]:5353`.
@@ -48,8 +49,13 @@ struct Configuration: Sendable {
     var tokensFile: String? = nil
     var zonesDirectory: String
     var stateDirectory: String? = nil
+    var sites: [SiteConfig] = []
+    var services: [ServiceConfig] = []
+    var latencyFile: String? = nil
+    var locationsFile: String? = nil
+    var scoring = ScoringParameters()
 
-    static let topLevelKeys: Set<String> = ["dns", "http", "zones", "state", "sites", "services", "latency"]
+    static let topLevelKeys: Set<String> = ["dns", "http", "zones", "state", "sites", "services", "latency", "steering"]
 
     /// Reads and validates a configuration file. Every problem is returned, located.
     static func load(path: String) -> Result<Configuration, ZoneLoadError> {
@@ -120,8 +126,7 @@ struct Configuration: Sendable {
             case "state":
                 if let text = reader.string(value, "state") { config.stateDirectory = resolve(text) }
             default:
-                // sites, services, latency: steering configuration, read by the scoring layer.
-                _ = reader.mapping(value, key)
+                config.readSteering(key: key, value: value, reader: reader, resolve: resolve)
             }
         }
         return reader.errors.isEmpty ? .success(config) : .failure(ZoneLoadError(errors: reader.errors))

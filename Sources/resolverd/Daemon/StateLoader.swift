@@ -1,30 +1,115 @@
+import Foundation
 import Resolver
+import Scoring
 
 /// Builds a complete `ServingState` from a configuration file: the single path by which
-/// `serve`, SIGHUP and `check` read their inputs, so that what `check` accepts is exactly
-/// what `serve` will load.
+/// `serve`, SIGHUP, `check` and `explain` read their inputs, so that what `check` accepts is
+/// exactly what `serve` will load.
 struct LoadedState: Sendable {
     var configuration: Configuration
     var state: ServingState
 }
 
 enum StateLoader {
-    static func load(configPath: String) -> Result<LoadedState, ZoneLoadError> {
+    static func load(configPath: String, ledger: AnswerLedger? = nil) -> Result<LoadedState, ZoneLoadError> {
         let configuration: Configuration
         switch Configuration.load(path: configPath) {
         case .success(let loaded): configuration = loaded
         case .failure(let error): return .failure(error)
         }
+        var errors: [SourceError] = []
+        var zones: [Zone] = []
         switch ZoneFileLoader.loadDirectory(configuration.zonesDirectory) {
-        case .success(let zones):
-            guard !zones.isEmpty else {
-                return .failure(ZoneLoadError(errors: [SourceError(file: configuration.zonesDirectory, line: 0,
-                                                                   message: "no *.zone files")]))
+        case .success(let loaded):
+            zones = loaded
+            if zones.isEmpty {
+                errors.append(SourceError(file: configuration.zonesDirectory, line: 0, message: "no *.zone files"))
             }
-            let state = ServingState(catalog: Catalog(zones: zones), nsid: configuration.nsid.map { Array($0.utf8) })
-            return .success(LoadedState(configuration: configuration, state: state))
         case .failure(let error):
-            return .failure(error)
+            errors.append(contentsOf: error.errors)
         }
+        let catalog = Catalog(zones: zones)
+        let (steering, services) = buildSteering(configuration, catalog: catalog, errors: &errors)
+        guard errors.isEmpty else { return .failure(ZoneLoadError(errors: errors)) }
+        var reuse = ledger
+        if reuse?.siteCount != steering.sites.count { reuse = nil }
+        let state = ServingState(catalog: catalog, nsid: configuration.nsid.map { Array($0.utf8) },
+                                 steering: steering, services: services, ledger: reuse)
+        return .success(LoadedState(configuration: configuration, state: state))
+    }
+
+    /// Turns the steering sections into a snapshot and binds each service name to its zone.
+    /// Checked here because it needs the zones: a service must lie inside a served zone, not
+    /// below a delegation, and not on a name that has static data.
+    static func buildSteering(_ configuration: Configuration, catalog: Catalog,
+                              errors: inout [SourceError]) -> (SteeringSnapshot, [DNSName: ServiceEntry]) {
+        let file = (configuration.file as NSString).lastPathComponent
+        func fail(_ line: Int, _ message: String) { errors.append(SourceError(file: file, line: line, message: message)) }
+
+        let sites = configuration.sites.map {
+            Site(id: $0.id, addresses: $0.addresses, capacity: $0.capacity, location: $0.location)
+        }
+        var services: [Service] = []
+        var names: [DNSName] = []
+        var zonesOfServices: [Zone] = []
+        for config in configuration.services {
+            let path = "services.\(config.name)"
+            guard let name = try? DNSName(config.name.hasSuffix(".") ? config.name : config.name + ".") else {
+                fail(config.line, "\(path): not a domain name"); continue
+            }
+            if names.contains(name) { fail(config.line, "\(path): duplicate service name"); continue }
+            guard let zone = catalog.zone(for: name) else {
+                fail(config.line, "\(path): not inside any served zone"); continue
+            }
+            switch zone.lookup(name, qtype: .a) {
+            case .delegation(let ns):
+                fail(config.line, "\(path): below the delegation \(ns.name.text)"); continue
+            case .exact(let node) where !node.rrsets.isEmpty:
+                fail(config.line, "\(path): the name has static data in \(zone.source)"); continue
+            default:
+                break
+            }
+            var indices: [Int] = []
+            for site in config.sites {
+                guard let index = sites.firstIndex(where: { $0.id == site.id }) else {
+                    fail(site.line, "\(site.path): unknown site \"\(site.id)\""); continue
+                }
+                if indices.contains(index) { fail(site.line, "\(site.path): site \"\(site.id)\" listed twice"); continue }
+                indices.append(index)
+            }
+            names.append(name)
+            zonesOfServices.append(zone)
+            services.append(Service(name: name.text, sites: indices, ttl: config.ttl, answers: config.answers,
+                                    policy: config.policy, affinityHold: config.hold, affinityMargin: config.margin))
+        }
+
+        var latency = LatencyMap()
+        if let path = configuration.latencyFile {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                let display = (path as NSString).lastPathComponent
+                for error in LatencyFile.parseRTTs(text, into: &latency, siteIndex: { id in sites.firstIndex { $0.id == id } }) {
+                    errors.append(SourceError(file: display, line: error.line, message: error.message))
+                }
+            } else {
+                fail(1, "latency.file: cannot read \(path)")
+            }
+        }
+        if let path = configuration.locationsFile {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+                let display = (path as NSString).lastPathComponent
+                for error in LatencyFile.parseLocations(text, into: &latency) {
+                    errors.append(SourceError(file: display, line: error.line, message: error.message))
+                }
+            } else {
+                fail(1, "latency.locations: cannot read \(path)")
+            }
+        }
+        let snapshot = SteeringSnapshot(sites: sites, services: services, latency: latency,
+                                        parameters: configuration.scoring)
+        var entries: [DNSName: ServiceEntry] = [:]
+        for (index, name) in names.enumerated() {
+            entries[name] = ServiceEntry(name: name, index: index, zone: zonesOfServices[index], snapshot: snapshot)
+        }
+        return (snapshot, entries)
     }
 }

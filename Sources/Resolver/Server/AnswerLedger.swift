@@ -1,0 +1,51 @@
+import Synchronization
+
+/// Counts the answers given for each site, in one-second buckets, so that the load this
+/// server is about to send to a site can be added to what the site last reported
+/// (anti-herding: one report must not send every client to the same site).
+public final class AnswerLedger: Sendable {
+    static let window = 600
+
+    private struct Buckets {
+        var counts: [[Int]]
+        var seconds: [Int]
+    }
+
+    private let buckets: Mutex<Buckets>
+    public let siteCount: Int
+
+    public init(siteCount: Int) {
+        self.siteCount = siteCount
+        buckets = Mutex(Buckets(counts: Array(repeating: Array(repeating: 0, count: Self.window), count: siteCount),
+                                seconds: Array(repeating: -1, count: Self.window)))
+    }
+
+    public func record(site: Int, now: Double) {
+        guard site >= 0 && site < siteCount else { return }
+        let second = Int(now)
+        let slot = second % Self.window
+        buckets.withLock { state in
+            if state.seconds[slot] != second {
+                state.seconds[slot] = second
+                for index in 0..<siteCount { state.counts[index][slot] = 0 }
+            }
+            state.counts[site][slot] += 1
+        }
+    }
+
+    /// Answers for `site` in seconds (since, now], at most `window` seconds back.
+    public func answers(site: Int, since: Double, now: Double) -> Int {
+        guard site >= 0 && site < siteCount else { return 0 }
+        let from = max(Int(since) + 1, Int(now) - Self.window + 1)
+        let to = Int(now)
+        guard from <= to else { return 0 }
+        return buckets.withLock { state in
+            var total = 0
+            for second in from...to {
+                let slot = second % Self.window
+                if state.seconds[slot] == second { total += state.counts[site][slot] }
+            }
+            return total
+        }
+    }
+}

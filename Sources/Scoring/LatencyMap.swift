@@ -1,0 +1,135 @@
+/// Round-trip times from client prefixes to sites, with longest-prefix match over IPv4 and
+/// IPv6, and optional locations of prefixes for distance-based estimates.
+///
+/// Stored as one binary trie per family in flat arrays (no per-node objects). A lookup walks
+/// at most one node per bit of the client's prefix, collecting the most specific measurement
+/// for each site on the way, and reports how many leading bits the result depended on — the
+/// ECS scope (RFC 7871 §7.2.1): every client sharing those bits gets the same result.
+public struct LatencyMap: Sendable {
+    struct Node: Sendable {
+        var children: (Int32, Int32) = (-1, -1)
+        var entry: Int32 = -1
+    }
+
+    /// What one prefix knows.
+    public struct Entry: Sendable, Equatable {
+        public var prefix: IPPrefix
+        /// Measured RTT per site index, in milliseconds.
+        public var rtts: [Int: Double]
+        public var location: GeoPoint?
+    }
+
+    private var v4: [Node] = [Node()]
+    private var v6: [Node] = [Node()]
+    public private(set) var entries: [Entry] = []
+
+    public init() {}
+
+    public var prefixCount: Int { entries.count }
+
+    /// Smoothing weight of a new measurement against the stored one (EWMA).
+    public static let defaultAlpha = 0.3
+
+    /// Records a measurement. With `alpha` the stored value moves toward the new one by that
+    /// weight (EWMA); without, it is replaced. Non-finite or negative values are refused.
+    @discardableResult
+    public mutating func setRTT(_ rtt: Double, prefix: IPPrefix, site: Int, alpha: Double? = nil) -> Bool {
+        guard rtt.isFinite, rtt >= 0 else { return false }
+        let index = entryIndex(for: prefix)
+        if let alpha, let old = entries[index].rtts[site] {
+            entries[index].rtts[site] = alpha * rtt + (1 - alpha) * old
+        } else {
+            entries[index].rtts[site] = rtt
+        }
+        return true
+    }
+
+    public mutating func setLocation(_ location: GeoPoint, prefix: IPPrefix) {
+        entries[entryIndex(for: prefix)].location = location
+    }
+
+    private mutating func entryIndex(for prefix: IPPrefix) -> Int {
+        let isV4 = prefix.address.family == .ipv4
+        var nodes = isV4 ? v4 : v6
+        if isV4 { v4 = [] } else { v6 = [] } // keep the array uniquely referenced while editing
+        defer { if isV4 { v4 = nodes } else { v6 = nodes } }
+        var node = 0
+        for depth in 0..<prefix.length {
+            let bit = prefix.address.bit(depth)
+            var next = bit ? nodes[node].children.1 : nodes[node].children.0
+            if next < 0 {
+                next = Int32(nodes.count)
+                nodes.append(Node())
+                if bit { nodes[node].children.1 = next } else { nodes[node].children.0 = next }
+            }
+            node = Int(next)
+        }
+        if nodes[node].entry < 0 {
+            nodes[node].entry = Int32(entries.count)
+            entries.append(Entry(prefix: prefix, rtts: [:], location: nil))
+        }
+        return Int(nodes[node].entry)
+    }
+
+    /// Where an RTT came from.
+    public enum Source: Hashable, Sendable, CustomStringConvertible {
+        case measured(IPPrefix)
+        /// From the distance between the prefix's location and the site's.
+        case geo(IPPrefix)
+        case defaultRTT
+
+        public var description: String {
+            switch self {
+            case .measured(let prefix): return "measured \(prefix)"
+            case .geo(let prefix): return "geo estimate \(prefix)"
+            case .defaultRTT: return "default"
+            }
+        }
+    }
+
+    /// The result of one lookup: the most specific data on the client's path.
+    public struct Match: Sendable {
+        /// Most specific measurement per site index.
+        public var rtts: [Int: (rtt: Double, prefix: IPPrefix)] = [:]
+        /// Most specific location on the path.
+        public var location: (point: GeoPoint, prefix: IPPrefix)?
+        /// Leading bits of the client address the match depended on.
+        public var scope: Int = 0
+    }
+
+    /// Looks up a client given as an address and how many of its leading bits are known
+    /// (the ECS source prefix, or the full length for a source address).
+    public func match(_ address: IPAddress, prefixLength: Int) -> Match {
+        let nodes = address.family == .ipv4 ? v4 : v6
+        let limit = min(max(prefixLength, 0), address.family.bitLength)
+        var result = Match()
+        var node = 0
+        var depth = 0
+        func collect(_ node: Int) {
+            let entry = nodes[node].entry
+            guard entry >= 0 else { return }
+            let data = entries[Int(entry)]
+            for (site, rtt) in data.rtts { result.rtts[site] = (rtt, data.prefix) }
+            if let location = data.location { result.location = (location, data.prefix) }
+        }
+        collect(0)
+        while depth < limit {
+            let bit = address.bit(depth)
+            let next = bit ? nodes[node].children.1 : nodes[node].children.0
+            guard next >= 0 else { break }
+            node = Int(next)
+            depth += 1
+            collect(node)
+        }
+        if depth == limit {
+            result.scope = limit
+        } else {
+            // The walk stopped at a node without the client's branch: if the other branch
+            // exists, the next bit decides between this result and another; if not, no longer
+            // prefix exists below this node and the bits walked are all that mattered.
+            let hasChild = nodes[node].children.0 >= 0 || nodes[node].children.1 >= 0
+            result.scope = hasChild ? depth + 1 : depth
+        }
+        return result
+    }
+}

@@ -1,0 +1,193 @@
+/// Everything selection reads, as one immutable value: writers (configuration, load reports,
+/// the answer ledger) build a new snapshot; a query reads one.
+public struct SteeringSnapshot: Sendable {
+    public var sites: [Site]
+    public var services: [Service]
+    /// Latest report per site, same indices as `sites`.
+    public var loads: [SiteLoad]
+    /// Requests per second this server has directed to each site since its last report and
+    /// that the report cannot yet include (anti-herding), same indices as `sites`.
+    public var directed: [Double]
+    public var latency: LatencyMap
+    public var parameters: ScoringParameters
+
+    public init(sites: [Site], services: [Service], loads: [SiteLoad]? = nil, directed: [Double]? = nil,
+                latency: LatencyMap = LatencyMap(), parameters: ScoringParameters = ScoringParameters()) {
+        self.sites = sites
+        self.services = services
+        self.loads = loads ?? Array(repeating: .unknown, count: sites.count)
+        self.directed = directed ?? Array(repeating: 0, count: sites.count)
+        self.latency = latency
+        self.parameters = parameters
+    }
+
+    public func siteIndex(_ id: String) -> Int? { sites.firstIndex { $0.id == id } }
+}
+
+/// The client a decision is for: an address and how many leading bits of it are known.
+public struct Client: Hashable, Sendable, CustomStringConvertible {
+    public var address: IPAddress
+    public var prefixLength: Int
+
+    public init(address: IPAddress, prefixLength: Int? = nil) {
+        let length = min(prefixLength ?? address.family.bitLength, address.family.bitLength)
+        self.address = address.masked(to: length)
+        self.prefixLength = length
+    }
+
+    public var description: String { "\(address)/\(prefixLength)" }
+}
+
+/// Why a site was not eligible.
+public enum Exclusion: String, Sendable {
+    case unhealthy
+    case stale
+    case overloaded
+}
+
+/// One site as selection saw it: the inputs and the result of the model.
+public struct Candidate: Sendable {
+    public var site: Int
+    public var rtt: Double
+    public var rttSource: LatencyMap.Source
+    /// Utilisation used: reported, decayed toward unknown with age, plus directed load.
+    public var utilization: Double
+    public var computeDelay: Double
+    /// Expected response time in ms (policy-specific for the baselines).
+    public var score: Double
+    public var reportAge: Double?
+    public var excluded: Exclusion?
+}
+
+/// The answer for one client: which sites, for how long, and for which clients it holds.
+public struct Decision: Sendable {
+    /// Chosen site indices, best first.
+    public var sites: [Int]
+    public var ttl: UInt32
+    /// ECS SCOPE PREFIX-LENGTH: the answer is the same for every client sharing this many
+    /// leading bits (RFC 7871 §7.2.1); 0 when it is the same for everyone.
+    public var scope: Int
+    public var candidates: [Candidate]
+    /// True when every site was excluded and the all-down policy answered.
+    public var allDown: Bool
+}
+
+public enum Selector {
+    /// Chooses the sites for `client` (the pure core of the product).
+    ///
+    /// - Parameters:
+    ///   - now: seconds on the steering clock, injected so tests need not sleep.
+    ///   - sequence: a per-query counter for the round-robin and weighted baselines.
+    public static func select(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
+                              sequence: UInt64 = 0) -> Decision {
+        let match = snapshot.latency.match(client.address, prefixLength: client.prefixLength)
+        let candidates = service.sites.map { evaluate(site: $0, match: match, snapshot: snapshot, now: now, policy: service.policy) }
+        let eligible = candidates.filter { $0.excluded == nil }
+        let count = max(1, service.answers)
+
+        guard !eligible.isEmpty else {
+            switch snapshot.parameters.allDown {
+            case .all:
+                return Decision(sites: service.sites, ttl: service.ttl, scope: 0, candidates: candidates, allDown: true)
+            case .leastBad:
+                let ranked = candidates.sorted { ($0.score, $0.site) < ($1.score, $1.site) }
+                return Decision(sites: ranked.prefix(count).map(\.site), ttl: service.ttl,
+                                scope: candidates.count > 1 ? match.scope : 0, candidates: candidates, allDown: true)
+            }
+        }
+
+        let chosen: [Int]
+        var dependsOnClient = false
+        switch service.policy {
+        case .responseTime, .nearest, .leastLoaded:
+            chosen = eligible.sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(count).map(\.site)
+            dependsOnClient = service.policy != .leastLoaded
+        case .roundRobin:
+            let start = Int(sequence % UInt64(eligible.count))
+            chosen = (0..<min(count, eligible.count)).map { eligible[(start + $0) % eligible.count].site }
+        case .weighted:
+            chosen = weightedPick(eligible, snapshot: snapshot, count: count, seed: sequence)
+        }
+        // The answer depends on the client only if it could differ between clients: more
+        // than one eligible site, and a policy that looks at the client.
+        let scope = dependsOnClient && eligible.count > 1 ? match.scope : 0
+        return Decision(sites: chosen, ttl: service.ttl, scope: scope, candidates: candidates, allDown: false)
+    }
+
+    static func evaluate(site index: Int, match: LatencyMap.Match, snapshot: SteeringSnapshot, now: Double,
+                         policy: Policy) -> Candidate {
+        let site = snapshot.sites[index]
+        let load = snapshot.loads[index]
+        let parameters = snapshot.parameters
+
+        let rtt: Double
+        let source: LatencyMap.Source
+        if let measured = match.rtts[index] {
+            (rtt, source) = (measured.rtt, .measured(measured.prefix))
+        } else if let client = match.location, let location = site.location {
+            (rtt, source) = (client.point.estimatedRTT(to: location), .geo(client.prefix))
+        } else {
+            (rtt, source) = (parameters.defaultRTT, .defaultRTT)
+        }
+
+        // Trust in the report fades with its age: fully fresh, then linearly toward unknown.
+        var utilization = parameters.unknownUtilization
+        var age: Double? = nil
+        var excluded: Exclusion? = nil
+        if let reportedAt = load.reportedAt {
+            let reportAge = max(0, now - reportedAt)
+            age = reportAge
+            if reportAge > parameters.staleAfter {
+                excluded = .stale
+            } else {
+                let fade = min(1, max(0, (reportAge - parameters.freshFor)
+                                          / max(parameters.staleAfter - parameters.freshFor, 1e-9)))
+                utilization = (1 - fade) * load.utilization + fade * parameters.unknownUtilization
+            }
+        }
+        let capacity = max(load.capacity ?? site.capacity, 1e-9)
+        utilization += snapshot.directed[index] / capacity
+        if !load.healthy { excluded = .unhealthy }
+        if excluded == nil && policy != .nearest && utilization >= parameters.overloadUtilization {
+            excluded = .overloaded
+        }
+
+        // M/M/1-style queueing: service time stretched by 1 / (1 - ρ), capped.
+        let serviceMs = load.serviceMs ?? parameters.defaultServiceMs
+        let headroom = 1 - utilization
+        let computeDelay = headroom > serviceMs / parameters.maxComputeMs
+            ? serviceMs / headroom : parameters.maxComputeMs
+
+        let score: Double
+        switch policy {
+        case .responseTime: score = rtt + computeDelay
+        case .nearest: score = rtt
+        case .leastLoaded: score = utilization
+        case .weighted, .roundRobin: score = rtt + computeDelay
+        }
+        return Candidate(site: index, rtt: rtt, rttSource: source, utilization: utilization,
+                         computeDelay: computeDelay, score: score, reportAge: age, excluded: excluded)
+    }
+
+    /// Capacity-proportional choice without replacement, driven by a hash of `seed`.
+    static func weightedPick(_ eligible: [Candidate], snapshot: SteeringSnapshot, count: Int, seed: UInt64) -> [Int] {
+        var pool = eligible.map { ($0.site, max(snapshot.loads[$0.site].capacity ?? snapshot.sites[$0.site].capacity, 0)) }
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 0xD1B5_4A32_D192_ED03
+        var chosen: [Int] = []
+        while chosen.count < count && !pool.isEmpty {
+            state ^= state >> 33
+            state &*= 0xFF51_AFD7_ED55_8CCD
+            state ^= state >> 33
+            let total = pool.reduce(0) { $0 + $1.1 }
+            var point = Double(state >> 11) / Double(1 << 53) * total
+            var pick = pool.count - 1
+            for (offset, item) in pool.enumerated() {
+                if point < item.1 { pick = offset; break }
+                point -= item.1
+            }
+            chosen.append(pool[pick].0)
+            pool.remove(at: pick)
+        }
+        return chosen
+    }
+}

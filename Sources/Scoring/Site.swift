@@ -1,0 +1,118 @@
+/// An edge site that can serve a service.
+public struct Site: Hashable, Sendable {
+    public var id: String
+    public var ipv4: [IPAddress]
+    public var ipv6: [IPAddress]
+    /// Requests per second at full utilisation.
+    public var capacity: Double
+    public var location: GeoPoint?
+
+    public init(id: String, addresses: [IPAddress], capacity: Double, location: GeoPoint? = nil) {
+        self.id = id
+        self.ipv4 = addresses.filter { $0.family == .ipv4 }
+        self.ipv6 = addresses.filter { $0.family == .ipv6 }
+        self.capacity = capacity
+        self.location = location
+    }
+
+    public func addresses(_ family: IPAddress.Family) -> [IPAddress] { family == .ipv4 ? ipv4 : ipv6 }
+}
+
+/// How a service chooses among its sites.
+public enum Policy: String, Sendable, CaseIterable {
+    /// Lowest expected response time: network RTT + compute delay under load (the product).
+    case responseTime = "response-time"
+    /// Lowest RTT only: what GeoDNS and anycast approximate.
+    case nearest
+    /// Lowest predicted utilisation only.
+    case leastLoaded = "least-loaded"
+    /// Random, in proportion to capacity.
+    case weighted
+    /// Each eligible site in turn.
+    case roundRobin = "round-robin"
+}
+
+/// What to answer when every site is excluded.
+public enum AllDownPolicy: String, Sendable {
+    /// Every site's addresses: let clients try them all.
+    case all
+    /// The site with the best score ignoring exclusions.
+    case leastBad = "least-bad"
+}
+
+/// A service name and how it is steered.
+public struct Service: Hashable, Sendable {
+    public var name: String
+    /// Indices into the snapshot's `sites`.
+    public var sites: [Int]
+    public var ttl: UInt32
+    /// Sites per answer.
+    public var answers: Int
+    public var policy: Policy
+    /// Seconds a binding lives, and the relative gain needed to move (used by affinity).
+    public var affinityHold: Double
+    public var affinityMargin: Double
+
+    public init(name: String, sites: [Int], ttl: UInt32 = 20, answers: Int = 1, policy: Policy = .responseTime,
+                affinityHold: Double = 300, affinityMargin: Double = 0.2) {
+        self.name = name
+        self.sites = sites
+        self.ttl = ttl
+        self.answers = answers
+        self.policy = policy
+        self.affinityHold = affinityHold
+        self.affinityMargin = affinityMargin
+    }
+}
+
+/// The last load report of a site.
+public struct SiteLoad: Hashable, Sendable {
+    /// Fraction of capacity in use; may exceed 1 when overloaded.
+    public var utilization: Double
+    /// Overrides the configured capacity when reported.
+    public var capacity: Double?
+    /// Mean service time per request at low load, in milliseconds.
+    public var serviceMs: Double?
+    public var queue: Int?
+    public var healthy: Bool
+    /// When the report arrived (seconds on the steering clock); nil if the site never reported.
+    public var reportedAt: Double?
+
+    public init(utilization: Double, capacity: Double? = nil, serviceMs: Double? = nil, queue: Int? = nil,
+                healthy: Bool = true, reportedAt: Double?) {
+        self.utilization = utilization
+        self.capacity = capacity
+        self.serviceMs = serviceMs
+        self.queue = queue
+        self.healthy = healthy
+        self.reportedAt = reportedAt
+    }
+
+    /// A site that has not reported yet.
+    public static let unknown = SiteLoad(utilization: 0, reportedAt: nil)
+}
+
+/// Tunables of the scoring model.
+public struct ScoringParameters: Hashable, Sendable {
+    /// RTT assumed when neither a measurement nor two locations exist.
+    public var defaultRTT: Double = 80
+    /// Service time assumed when a site reports none.
+    public var defaultServiceMs: Double = 10
+    /// Utilisation assumed for a site whose load is unknown (never reported, or stale).
+    public var unknownUtilization: Double = 0.5
+    /// Reports younger than this are trusted fully.
+    public var freshFor: Double = 10
+    /// Reports older than this exclude the site; in between, the reported utilisation decays
+    /// linearly toward `unknownUtilization`.
+    public var staleAfter: Double = 60
+    /// Upper bound of the queueing delay, so one near-saturated site cannot dominate a sum.
+    public var maxComputeMs: Double = 1000
+    /// Sites at or above this predicted utilisation are excluded.
+    public var overloadUtilization: Double = 1.0
+    public var allDown: AllDownPolicy = .leastBad
+    /// Requests per second one outstanding answer is expected to bring to its site until
+    /// the site's next report shows the real load (anti-herding). 0 turns it off.
+    public var loadPerAnswer: Double = 0.05
+
+    public init() {}
+}

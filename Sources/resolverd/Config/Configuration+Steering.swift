@@ -1,0 +1,166 @@
+import Resolver
+import Scoring
+import Yams
+
+/// A site as configured (SPEC.md `sites`).
+struct SiteConfig: Sendable {
+    var id: String
+    var addresses: [IPAddress]
+    var capacity: Double
+    var location: GeoPoint?
+    /// `{tcp: PORT}` or `{http: URL}`; the health checker reads it.
+    var check: HealthCheckConfig?
+    var line: Int
+}
+
+enum HealthCheckConfig: Sendable, Equatable {
+    case tcp(port: Int)
+    case http(url: String)
+}
+
+/// A service as configured (SPEC.md `services`).
+struct ServiceConfig: Sendable {
+    var name: String
+    var sites: [(id: String, line: Int, path: String)]
+    var ttl: UInt32 = 20
+    var answers = 1
+    var policy: Policy = .responseTime
+    var hold: Double = 300
+    var margin: Double = 0.2
+    var line: Int
+}
+
+extension Configuration {
+    /// Reads `sites`, `services`, `latency` and `steering` into `self`.
+    mutating func readSteering(key: String, value: Node, reader: ConfigReader, resolve: (String) -> String) {
+        switch key {
+        case "sites":
+            for (id, node) in reader.mapping(value, "sites") {
+                let path = "sites.\(id)"
+                var site = SiteConfig(id: id, addresses: [], capacity: 0, line: node.mark?.line ?? 1)
+                var sawCapacity = false
+                for (field, item) in reader.mapping(node, path, allowed: ["addresses", "capacity", "location", "check"]) {
+                    let fieldPath = "\(path).\(field)"
+                    switch field {
+                    case "addresses":
+                        for (index, entry) in reader.sequence(item, fieldPath).enumerated() {
+                            guard let text = reader.string(entry, "\(fieldPath)[\(index)]") else { continue }
+                            guard let address = IPAddress(text) else {
+                                reader.error(entry, "\(fieldPath)[\(index)]", "\"\(text)\" is not an IPv4 or IPv6 address")
+                                continue
+                            }
+                            site.addresses.append(address)
+                        }
+                    case "capacity":
+                        if let capacity = reader.double(item, fieldPath, range: 0.001...1e9) {
+                            site.capacity = capacity
+                            sawCapacity = true
+                        }
+                    case "location":
+                        let values = reader.sequence(item, fieldPath).compactMap {
+                            reader.double($0, fieldPath, range: -180...180)
+                        }
+                        guard values.count == 2, let point = GeoPoint(latitude: values[0], longitude: values[1]) else {
+                            reader.error(item, fieldPath, "expected [latitude, longitude] in degrees")
+                            continue
+                        }
+                        site.location = point
+                    default:
+                        let entries = reader.mapping(item, fieldPath, allowed: ["tcp", "http"])
+                        guard entries.count == 1, let (kind, target) = entries.first else {
+                            reader.error(item, fieldPath, "expected {tcp: PORT} or {http: URL}")
+                            continue
+                        }
+                        if kind == "tcp", let port = reader.int(target, "\(fieldPath).tcp", range: 1...65535) {
+                            site.check = .tcp(port: port)
+                        } else if kind == "http", let url = reader.string(target, "\(fieldPath).http") {
+                            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                                reader.error(target, "\(fieldPath).http", "expected an http:// or https:// URL")
+                                continue
+                            }
+                            site.check = .http(url: url)
+                        }
+                    }
+                }
+                if site.addresses.isEmpty { reader.error(node, path, "at least one address is needed") }
+                if !sawCapacity { reader.error(node, path, "capacity (requests/s at full utilisation) is required") }
+                sites.append(site)
+            }
+        case "services":
+            for (name, node) in reader.mapping(value, "services") {
+                let path = "services.\(name)"
+                var service = ServiceConfig(name: name, sites: [], line: node.mark?.line ?? 1)
+                for (field, item) in reader.mapping(node, path, allowed: ["sites", "ttl", "answers", "policy", "affinity"]) {
+                    let fieldPath = "\(path).\(field)"
+                    switch field {
+                    case "sites":
+                        for (index, entry) in reader.sequence(item, fieldPath).enumerated() {
+                            if let id = reader.string(entry, "\(fieldPath)[\(index)]") {
+                                service.sites.append((id, entry.mark?.line ?? 1, "\(fieldPath)[\(index)]"))
+                            }
+                        }
+                    case "ttl":
+                        service.ttl = UInt32(reader.int(item, fieldPath, range: 0...86400) ?? 20)
+                    case "answers":
+                        service.answers = reader.int(item, fieldPath, range: 1...16) ?? 1
+                    case "policy":
+                        guard let text = reader.string(item, fieldPath) else { continue }
+                        guard let policy = Policy(rawValue: text) else {
+                            let choices = Policy.allCases.map(\.rawValue).joined(separator: ", ")
+                            reader.error(item, fieldPath, "unknown policy \"\(text)\" (expected one of: \(choices))")
+                            continue
+                        }
+                        service.policy = policy
+                    default:
+                        for (setting, entry) in reader.mapping(item, fieldPath, allowed: ["hold", "margin"]) {
+                            if setting == "hold" {
+                                service.hold = reader.double(entry, "\(fieldPath).hold", range: 0...86400) ?? service.hold
+                            } else {
+                                service.margin = reader.double(entry, "\(fieldPath).margin", range: 0...10) ?? service.margin
+                            }
+                        }
+                    }
+                }
+                if service.sites.isEmpty { reader.error(node, path, "sites: at least one site is needed") }
+                services.append(service)
+            }
+        case "latency":
+            for (field, item) in reader.mapping(value, "latency", allowed: ["file", "locations", "default-rtt-ms"]) {
+                switch field {
+                case "file": latencyFile = reader.string(item, "latency.file").map(resolve)
+                case "locations": locationsFile = reader.string(item, "latency.locations").map(resolve)
+                default:
+                    scoring.defaultRTT = reader.double(item, "latency.default-rtt-ms", range: 0...10_000) ?? scoring.defaultRTT
+                }
+            }
+        default: // steering
+            let keys: Set<String> = ["fresh-for", "stale-after", "unknown-utilization", "default-service-ms",
+                                     "max-compute-ms", "all-down", "load-per-answer"]
+            for (field, item) in reader.mapping(value, "steering", allowed: keys) {
+                let path = "steering.\(field)"
+                switch field {
+                case "fresh-for": scoring.freshFor = reader.double(item, path, range: 0...86400) ?? scoring.freshFor
+                case "stale-after": scoring.staleAfter = reader.double(item, path, range: 0...86400) ?? scoring.staleAfter
+                case "unknown-utilization":
+                    scoring.unknownUtilization = reader.double(item, path, range: 0...1) ?? scoring.unknownUtilization
+                case "default-service-ms":
+                    scoring.defaultServiceMs = reader.double(item, path, range: 0.001...60_000) ?? scoring.defaultServiceMs
+                case "load-per-answer":
+                    scoring.loadPerAnswer = reader.double(item, path, range: 0...1e6) ?? scoring.loadPerAnswer
+                case "max-compute-ms":
+                    scoring.maxComputeMs = reader.double(item, path, range: 1...600_000) ?? scoring.maxComputeMs
+                default:
+                    guard let text = reader.string(item, path) else { continue }
+                    guard let policy = AllDownPolicy(rawValue: text) else {
+                        reader.error(item, path, "expected \"all\" or \"least-bad\"")
+                        continue
+                    }
+                    scoring.allDown = policy
+                }
+            }
+            if scoring.staleAfter < scoring.freshFor {
+                reader.error(value, "steering", "stale-after must not be less than fresh-for")
+            }
+        }
+    }
+}

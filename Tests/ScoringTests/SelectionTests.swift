@@ -1,0 +1,238 @@
+import Scoring
+import Testing
+
+/// A small topology: three sites, nested prefixes in IPv4 and IPv6.
+enum Topology {
+    static let sites = [
+        Site(id: "fra1", addresses: [IPAddress("192.0.2.10")!, IPAddress("2001:db8:1::10")!], capacity: 800,
+             location: GeoPoint(latitude: 50.11, longitude: 8.68)),
+        Site(id: "ams1", addresses: [IPAddress("192.0.2.20")!], capacity: 600,
+             location: GeoPoint(latitude: 52.37, longitude: 4.90)),
+        Site(id: "par1", addresses: [IPAddress("192.0.2.30")!], capacity: 400,
+             location: GeoPoint(latitude: 48.86, longitude: 2.35)),
+    ]
+
+    static let latency: LatencyMap = {
+        var map = LatencyMap()
+        func set(_ prefix: String, _ rtts: [Double]) {
+            for (site, rtt) in rtts.enumerated() { map.setRTT(rtt, prefix: IPPrefix(prefix)!, site: site) }
+        }
+        set("198.51.0.0/16", [5, 20, 30])      // broad: Frankfurt
+        set("198.51.100.0/24", [30, 20, 4])    // a more specific /24 inside it: Paris
+        set("2001:db8::/32", [9, 3, 12])       // broad v6: Amsterdam
+        set("2001:db8:aa00::/40", [2, 15, 15]) // more specific v6: Frankfurt
+        map.setLocation(GeoPoint(latitude: 48.0, longitude: 2.0)!, prefix: IPPrefix("100.0.0.0/8")!)
+        return map
+    }()
+
+    static func snapshot(loads: [SiteLoad]? = nil, policy: Policy = .responseTime, answers: Int = 1,
+                         parameters: ScoringParameters = ScoringParameters(), directed: [Double]? = nil) -> SteeringSnapshot {
+        SteeringSnapshot(sites: sites, services: [Service(name: "api.svc.example.", sites: [0, 1, 2], answers: answers, policy: policy)],
+                         loads: loads, directed: directed, latency: latency, parameters: parameters)
+    }
+
+    static func pick(_ client: String, prefix: Int? = nil, snapshot: SteeringSnapshot = snapshot(), now: Double = 1000,
+                     sequence: UInt64 = 0) -> Decision {
+        Selector.select(service: snapshot.services[0], client: Client(address: IPAddress(client)!, prefixLength: prefix),
+                        snapshot: snapshot, now: now, sequence: sequence)
+    }
+
+    static func id(_ decision: Decision) -> String { sites[decision.sites[0]].id }
+}
+
+@Suite struct SelectionTests {
+    /// (client, ECS source prefix or nil for a source address) → (site, scope).
+    static let table: [(String, Int?, String, Int)] = [
+        ("198.51.7.1", nil, "fra1", 18),          // /16 entry; 198.51.7 and 198.51.100 first differ in bit 17 (0-based)
+        ("198.51.100.9", nil, "par1", 24),        // the more specific /24 wins
+        ("198.51.100.0", 24, "par1", 24),         // ECS /24
+        ("198.51.0.0", 16, "fra1", 16),           // ECS /16: only 16 bits known, scope cannot exceed them
+        ("198.51.100.0", 20, "fra1", 20),         // ECS /20 cannot reach the /24
+        ("0.0.0.0", 0, "fra1", 0),                // ECS /0: no client information, scope 0 (ties → first site)
+        ("2001:db8:aa00::", 56, "fra1", 40),      // ECS /56 inside the /40 (leaf): scope /40
+        ("2001:db8:bb00::", 56, "ams1", 36),      // inside the /32 only; bb00 and aa00 first differ in bit 35
+        ("2001:db8:aa00::1", nil, "fra1", 40),    // a full IPv6 source address
+        ("100.1.2.3", nil, "par1", 8),            // geo estimate from the /8's location: Paris is nearest
+    ]
+
+    @Test(arguments: table.indices)
+    func choosesSiteAndScope(_ index: Int) {
+        let (client, prefix, site, scope) = Self.table[index]
+        let decision = Topology.pick(client, prefix: prefix)
+        #expect(Topology.id(decision) == site, "\(client)/\(prefix ?? -1)")
+        #expect(decision.scope == scope, "\(client)/\(prefix ?? -1)")
+        #expect(!decision.allDown)
+    }
+
+    @Test func rttSourcesAreReported() {
+        let candidates = Topology.pick("100.1.2.3").candidates
+        #expect(candidates.allSatisfy { $0.rttSource == .geo(IPPrefix("100.0.0.0/8")!) })
+        let unknown = Topology.pick("8.8.8.8").candidates
+        #expect(unknown.allSatisfy { $0.rttSource == .defaultRTT && $0.rtt == 80 })
+        #expect(Topology.pick("198.51.100.1").candidates[0].rttSource == .measured(IPPrefix("198.51.100.0/24")!))
+    }
+
+    /// draft-ietf-cats-usecases-requirements: three sites with compute/network delays of
+    /// 4/9, 10/4 and 5/5 ms. The response-time policy picks site 3 (total 10 ms); nearest
+    /// (network only) picks site 2 and a compute-only choice picks site 1.
+    @Test func catsThreeSiteExample() {
+        var map = LatencyMap()
+        let client = IPPrefix("203.0.113.0/24")!
+        for (site, rtt) in [9.0, 4, 5].enumerated() { map.setRTT(rtt, prefix: client, site: site) }
+        let sites = (1...3).map { Site(id: "site\($0)", addresses: [.v4(UInt32($0))], capacity: 1000) }
+        let loads = [4.0, 10, 5].map { SiteLoad(utilization: 0, serviceMs: $0, reportedAt: 100) }
+        func choose(_ policy: Policy) -> String {
+            let snapshot = SteeringSnapshot(sites: sites, services: [Service(name: "s.", sites: [0, 1, 2], policy: policy)],
+                                            loads: loads, latency: map)
+            let decision = Selector.select(service: snapshot.services[0], client: Client(address: client.address, prefixLength: 24),
+                                           snapshot: snapshot, now: 101)
+            return sites[decision.sites[0]].id
+        }
+        #expect(choose(.responseTime) == "site3")
+        #expect(choose(.nearest) == "site2")
+        // Compute-only: lowest compute delay, all sites idle → site 1.
+        let computeOnly = Selector.select(
+            service: Service(name: "s.", sites: [0, 1, 2]), client: Client(address: client.address, prefixLength: 24),
+            snapshot: SteeringSnapshot(sites: sites, services: [], loads: loads), now: 101)
+        #expect(computeOnly.candidates.min { $0.computeDelay < $1.computeDelay }?.site == 0)
+        #expect(choose(.leastLoaded) == "site1") // equal utilisation: first site
+    }
+
+    /// Raising one site's utilisation moves exactly the clients it served to their next best
+    /// site, and no one else.
+    @Test func loadMovesOnlyTheClientsOfTheLoadedSite() {
+        let fresh = { (u: Double) in SiteLoad(utilization: u, serviceMs: 10, reportedAt: 990) }
+        let calm = Topology.snapshot(loads: [fresh(0.3), fresh(0.3), fresh(0.3)])
+        let busy = Topology.snapshot(loads: [fresh(0.3), fresh(0.3), fresh(0.95)]) // par1: 10 / 0.05 = 200 ms
+        var clients: [IPAddress] = []
+        for third in [7, 100, 101, 200] { clients.append(IPAddress("198.51.\(third).1")!) }
+        clients += ["2001:db8:aa00::1", "2001:db8:bb00::1", "100.1.2.3"].map { IPAddress($0)! }
+        var moved = 0
+        for client in clients {
+            let before = Topology.pick(client.description, snapshot: calm)
+            let after = Topology.pick(client.description, snapshot: busy)
+            if Topology.id(before) == "par1" {
+                #expect(Topology.id(after) != "par1", "\(client) should leave par1")
+                let next = before.candidates.filter { $0.site != 2 }.min { $0.score < $1.score }!.site
+                #expect(after.sites[0] == next, "\(client) should go to its next best site")
+                moved += 1
+            } else {
+                #expect(after.sites == before.sites, "\(client) should stay")
+            }
+        }
+        #expect(moved == 2) // 198.51.100.1 and 100.1.2.3
+    }
+
+    @Test func reportsAgeFromFreshToStale() {
+        var parameters = ScoringParameters()
+        parameters.freshFor = 10
+        parameters.staleAfter = 60
+        parameters.unknownUtilization = 0.5
+        let snapshot = Topology.snapshot(loads: [SiteLoad(utilization: 0.9, reportedAt: 1000), .unknown, .unknown],
+                                         parameters: parameters)
+        func utilization(at now: Double) -> Double { Topology.pick("198.51.7.1", snapshot: snapshot, now: now).candidates[0].utilization }
+        #expect(abs(utilization(at: 1005) - 0.9) < 1e-9)        // fresh: trusted
+        #expect(abs(utilization(at: 1035) - 0.7) < 1e-9)        // halfway: halfway to unknown
+        #expect(abs(utilization(at: 1060) - 0.5) < 1e-9)        // at the limit: unknown
+        let stale = Topology.pick("198.51.7.1", snapshot: snapshot, now: 1061)
+        #expect(stale.candidates[0].excluded == .stale && Topology.id(stale) != "fra1")
+        #expect(stale.candidates[1].excluded == nil && stale.candidates[1].reportAge == nil) // never reported: unknown, usable
+    }
+
+    @Test func excludesUnhealthyAndOverloadedSites() {
+        let loads = [SiteLoad(utilization: 0.2, healthy: false, reportedAt: 999), SiteLoad(utilization: 1.2, reportedAt: 999),
+                     SiteLoad(utilization: 0.5, reportedAt: 999)]
+        let decision = Topology.pick("198.51.7.1", snapshot: Topology.snapshot(loads: loads))
+        #expect(decision.candidates.map(\.excluded) == [.unhealthy, .overloaded, nil])
+        #expect(Topology.id(decision) == "par1")
+        #expect(decision.scope == 0) // one eligible site: the same answer for everyone
+    }
+
+    @Test func allDownPolicies() {
+        let down = [SiteLoad](repeating: SiteLoad(utilization: 0.1, healthy: false, reportedAt: 999), count: 3)
+        var parameters = ScoringParameters()
+        parameters.allDown = .all
+        let all = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: down, parameters: parameters))
+        #expect(all.allDown && all.sites == [0, 1, 2] && all.scope == 0)
+        parameters.allDown = .leastBad
+        let leastBad = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: down, parameters: parameters))
+        #expect(leastBad.allDown && Topology.id(leastBad) == "par1")
+    }
+
+    @Test func directedLoadCountsAgainstASite() {
+        let loads = [SiteLoad](repeating: SiteLoad(utilization: 0.3, serviceMs: 10, reportedAt: 999), count: 3)
+        let quiet = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads))
+        #expect(Topology.id(quiet) == "par1")
+        // 260 req/s already sent to par1 (capacity 400) pushes it to 0.95 utilisation.
+        let herded = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, directed: [0, 0, 260]))
+        #expect(abs(herded.candidates[2].utilization - 0.95) < 1e-9)
+        #expect(Topology.id(herded) != "par1")
+    }
+
+    @Test func baselinePolicies() {
+        let loads = [SiteLoad(utilization: 0.8, reportedAt: 999), SiteLoad(utilization: 0.2, reportedAt: 999),
+                     SiteLoad(utilization: 0.5, reportedAt: 999)]
+        let leastLoaded = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, policy: .leastLoaded))
+        #expect(Topology.id(leastLoaded) == "ams1" && leastLoaded.scope == 0)
+        let nearest = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, policy: .nearest))
+        #expect(Topology.id(nearest) == "par1" && nearest.scope == 24)
+        let rr = (0..<6).map { Topology.id(Topology.pick("198.51.100.1", snapshot: Topology.snapshot(policy: .roundRobin), sequence: UInt64($0))) }
+        #expect(rr == ["fra1", "ams1", "par1", "fra1", "ams1", "par1"])
+        var counts = [String: Int]()
+        for sequence in 0..<18_000 {
+            counts[Topology.id(Topology.pick("198.51.100.1", snapshot: Topology.snapshot(policy: .weighted), sequence: UInt64(sequence))), default: 0] += 1
+        }
+        // Capacities 800:600:400 → 8000:6000:4000 expected; allow 5%.
+        #expect(abs(counts["fra1", default: 0] - 8000) < 400 && abs(counts["par1", default: 0] - 4000) < 200)
+        let two = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(answers: 2))
+        #expect(two.sites.count == 2 && Topology.id(two) == "par1")
+    }
+}
+
+@Suite struct LatencyMapTests {
+    @Test func smoothsMeasurementsAndRejectsInvalid() {
+        var map = LatencyMap()
+        let prefix = IPPrefix("203.0.113.0/24")!
+        let accepted = [map.setRTT(10, prefix: prefix, site: 0), map.setRTT(20, prefix: prefix, site: 0, alpha: 0.3)]
+        #expect(accepted == [true, true])
+        #expect(abs(map.match(IPAddress("203.0.113.5")!, prefixLength: 32).rtts[0]!.rtt - 13) < 1e-9)
+        let refused = [map.setRTT(.nan, prefix: prefix, site: 0), map.setRTT(-1, prefix: prefix, site: 0),
+                       map.setRTT(.infinity, prefix: prefix, site: 1)]
+        #expect(refused == [false, false, false])
+        #expect(map.match(IPAddress("203.0.113.5")!, prefixLength: 32).rtts[1] == nil)
+        #expect(map.prefixCount == 1)
+    }
+
+    @Test func longestPrefixPerSite() {
+        var map = LatencyMap()
+        map.setRTT(50, prefix: IPPrefix("10.0.0.0/8")!, site: 0)
+        map.setRTT(40, prefix: IPPrefix("10.0.0.0/8")!, site: 1)
+        map.setRTT(5, prefix: IPPrefix("10.1.0.0/16")!, site: 0)
+        let match = map.match(IPAddress("10.1.2.3")!, prefixLength: 32)
+        #expect(match.rtts[0]!.rtt == 5 && match.rtts[0]!.prefix == IPPrefix("10.1.0.0/16")!)
+        #expect(match.rtts[1]!.rtt == 40 && match.rtts[1]!.prefix == IPPrefix("10.0.0.0/8")!)
+        #expect(match.scope == 16)
+        // Families never mix.
+        #expect(map.match(IPAddress("::a01:203")!, prefixLength: 128).rtts.isEmpty)
+    }
+
+    @Test func csvErrorsCarryLineNumbers() {
+        var map = LatencyMap()
+        let text = """
+            prefix,site,rtt_ms
+            # comment
+            203.0.113.0/24,fra1,12.5
+            203.0.113.0/24,nowhere,3
+            203.0.113.1/24,fra1,3
+            198.51.100.0/24,fra1,NaN
+            198.51.100.0/24,fra1,-4
+            198.51.100.0/24,fra1
+            2001:db8::/32,fra1,7 # trailing comment
+            """
+        let errors = LatencyFile.parseRTTs(text, into: &map) { $0 == "fra1" ? 0 : nil }
+        #expect(errors.map(\.line) == [4, 5, 6, 7, 8])
+        #expect(errors[0].message == "unknown site \"nowhere\"")
+        #expect(map.prefixCount == 2) // nothing invalid entered
+        #expect(map.match(IPAddress("2001:db8::1")!, prefixLength: 128).rtts[0]?.rtt == 7)
+    }
+}
