@@ -17,6 +17,10 @@ final class ConfigReader {
                                   message: path.isEmpty ? message : "\(path): \(message)"))
     }
 
+    func error(line: Int, _ path: String, _ message: String) {
+        errors.append(SourceError(file: file, line: line, message: path.isEmpty ? message : "\(path): \(message)"))
+    }
+
     /// The entries of a mapping, in order; reports keys outside `allowed` as errors.
     func mapping(_ node: Node?, _ path: String, allowed: Set<String>? = nil) -> [(key: String, value: Node)] {
         guard let node else { return [] }
@@ -38,6 +42,23 @@ final class ConfigReader {
             result.append((name, value))
         }
         return result
+    }
+
+    /// Like `mapping`, with the line of each key: errors about an entry as a whole point at
+    /// its name rather than its first field.
+    func entries(_ node: Node?, _ path: String) -> [(key: String, line: Int, value: Node)] {
+        guard let node else { return [] }
+        guard let mapping = node.mapping else {
+            error(node, path, "expected a mapping")
+            return []
+        }
+        return mapping.compactMap { key, value in
+            guard let name = key.string else {
+                error(key, path, "keys must be strings")
+                return nil
+            }
+            return (name, key.mark?.line ?? 1, value)
+        }
     }
 
     func sequence(_ node: Node?, _ path: String) -> [Node] {

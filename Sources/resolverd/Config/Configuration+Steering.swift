@@ -35,9 +35,9 @@ extension Configuration {
     mutating func readSteering(key: String, value: Node, reader: ConfigReader, resolve: (String) -> String) {
         switch key {
         case "sites":
-            for (id, node) in reader.mapping(value, "sites") {
+            for (id, line, node) in reader.entries(value, "sites") {
                 let path = "sites.\(id)"
-                var site = SiteConfig(id: id, addresses: [], capacity: 0, line: node.mark?.line ?? 1)
+                var site = SiteConfig(id: id, addresses: [], capacity: 0, line: line)
                 var sawCapacity = false
                 for (field, item) in reader.mapping(node, path, allowed: ["addresses", "capacity", "location", "check"]) {
                     let fieldPath = "\(path).\(field)"
@@ -82,14 +82,14 @@ extension Configuration {
                         }
                     }
                 }
-                if site.addresses.isEmpty { reader.error(node, path, "at least one address is needed") }
-                if !sawCapacity { reader.error(node, path, "capacity (requests/s at full utilisation) is required") }
+                if site.addresses.isEmpty { reader.error(line: line, path, "at least one address is needed") }
+                if !sawCapacity { reader.error(line: line, path, "capacity (requests/s at full utilisation) is required") }
                 sites.append(site)
             }
         case "services":
-            for (name, node) in reader.mapping(value, "services") {
+            for (name, line, node) in reader.entries(value, "services") {
                 let path = "services.\(name)"
-                var service = ServiceConfig(name: name, sites: [], line: node.mark?.line ?? 1)
+                var service = ServiceConfig(name: name, sites: [], line: line)
                 for (field, item) in reader.mapping(node, path, allowed: ["sites", "ttl", "answers", "policy", "affinity"]) {
                     let fieldPath = "\(path).\(field)"
                     switch field {
@@ -121,7 +121,7 @@ extension Configuration {
                         }
                     }
                 }
-                if service.sites.isEmpty { reader.error(node, path, "sites: at least one site is needed") }
+                if service.sites.isEmpty { reader.error(line: line, path, "sites: at least one site is needed") }
                 services.append(service)
             }
         case "latency":

@@ -59,17 +59,26 @@ struct Configuration: Sendable {
 
     /// Reads and validates a configuration file. Every problem is returned, located.
     static func load(path: String) -> Result<Configuration, ZoneLoadError> {
+        let (config, errors) = loadPartial(path: path)
+        guard let config, errors.isEmpty else { return .failure(ZoneLoadError(errors: errors)) }
+        return .success(config)
+    }
+
+    /// Like `load`, but returns what could be read alongside the errors, so that checks
+    /// which need the zones can still run and report in the same pass. The configuration is
+    /// nil only when the file could not be read or parsed as YAML at all.
+    static func loadPartial(path: String) -> (Configuration?, [SourceError]) {
         let displayName = (path as NSString).lastPathComponent
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            return .failure(ZoneLoadError(errors: [SourceError(file: path, line: 0, message: "cannot read configuration file")]))
+            return (nil, [SourceError(file: path, line: 0, message: "cannot read configuration file")])
         }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch let YamlError.scanner(_, problem, mark, _), let YamlError.parser(_, problem, mark, _) {
-            return .failure(ZoneLoadError(errors: [SourceError(file: displayName, line: mark.line, message: "YAML: \(problem)")]))
+            return (nil, [SourceError(file: displayName, line: mark.line, message: "YAML: \(problem)")])
         } catch {
-            return .failure(ZoneLoadError(errors: [SourceError(file: displayName, line: 1, message: "YAML: \(error)")]))
+            return (nil, [SourceError(file: displayName, line: 1, message: "YAML: \(error)")])
         }
         let directory = ((path as NSString).deletingLastPathComponent as NSString)
         func resolve(_ relative: String) -> String {
@@ -129,6 +138,6 @@ struct Configuration: Sendable {
                 config.readSteering(key: key, value: value, reader: reader, resolve: resolve)
             }
         }
-        return reader.errors.isEmpty ? .success(config) : .failure(ZoneLoadError(errors: reader.errors))
+        return (config, reader.errors)
     }
 }

@@ -12,12 +12,9 @@ struct LoadedState: Sendable {
 
 enum StateLoader {
     static func load(configPath: String, ledger: AnswerLedger? = nil) -> Result<LoadedState, ZoneLoadError> {
-        let configuration: Configuration
-        switch Configuration.load(path: configPath) {
-        case .success(let loaded): configuration = loaded
-        case .failure(let error): return .failure(error)
-        }
-        var errors: [SourceError] = []
+        let (partial, configErrors) = Configuration.loadPartial(path: configPath)
+        guard let configuration = partial else { return .failure(ZoneLoadError(errors: configErrors)) }
+        var errors = configErrors
         var zones: [Zone] = []
         switch ZoneFileLoader.loadDirectory(configuration.zonesDirectory) {
         case .success(let loaded):
@@ -30,7 +27,9 @@ enum StateLoader {
         }
         let catalog = Catalog(zones: zones)
         let (steering, services) = buildSteering(configuration, catalog: catalog, errors: &errors)
-        guard errors.isEmpty else { return .failure(ZoneLoadError(errors: errors)) }
+        guard errors.isEmpty else {
+            return .failure(ZoneLoadError(errors: errors.sorted { ($0.file, $0.line) < ($1.file, $1.line) }))
+        }
         var reuse = ledger
         if reuse?.siteCount != steering.sites.count { reuse = nil }
         let state = ServingState(catalog: catalog, nsid: configuration.nsid.map { Array($0.utf8) },

@@ -1,0 +1,211 @@
+import Foundation
+import Resolver
+import Scoring
+import Testing
+@testable import resolverd
+
+/// The shipped example configuration (three sites, latency.csv) answered in process through
+/// the same loader and `Responder` that `serve` uses.
+enum Example {
+    static let configPath = Paths.root.appendingPathComponent("resolverd.yaml").path
+
+    static func ecs(_ prefix: String) -> EDNS {
+        let parts = prefix.split(separator: "/")
+        let subnet = ClientSubnet(address: IPAddress(parts[0])!, sourcePrefixLength: UInt8(parts[1])!)
+        var writer = WireWriter()
+        subnet.encodeData(into: &writer)
+        return EDNS(options: [EDNSOption(code: .clientSubnet, data: writer.bytes)])
+    }
+
+    static func ask(_ name: String, _ type: RRType, edns: EDNS? = EDNS(), source: String = "192.0.2.1",
+                    state: ServingState) throws -> Message {
+        var responder = Responder()
+        let packet = Query(header: Header(id: 7), question: Question(name: try DNSName(name), type: type), edns: edns).wire
+        let answered = packet.withUnsafeBytes {
+            responder.respond(to: $0, context: RequestContext(transport: .udp, source: IPAddress(source), now: 1_000_000),
+                              state: state)
+        }
+        #expect(answered)
+        return try Message(responder.response)
+    }
+}
+
+@Suite struct ServiceAnswerTests {
+    let state: ServingState
+
+    init() throws {
+        state = try StateLoader.load(configPath: Example.configPath).get().state
+    }
+
+    /// (ECS prefix, qtype) → (address or nil for NODATA, ECS scope).
+    static let table: [(String, RRType, String?, UInt8)] = [
+        ("198.51.100.0/24", .a, "192.0.2.10", 24),     // German network → fra1
+        ("203.0.113.0/24", .a, "192.0.2.30", 24),      // French network → par1
+        ("203.0.113.0/24", .aaaa, nil, 24),            // par1 has no IPv6 → NODATA
+        ("2001:db8:100::/56", .aaaa, "2001:db8:2::20", 48), // Dutch IPv6 → ams1, scope of the /48 entry
+        ("198.18.7.0/24", .a, "192.0.2.30", 15),       // London, by distance → par1, scope of the /15 location
+        ("0.0.0.0/0", .a, "192.0.2.10", 0),            // ECS /0: same for everyone
+    ]
+
+    @Test(arguments: table.indices)
+    func answersFromTheDecision(_ index: Int) throws {
+        let (prefix, type, address, scope) = Self.table[index]
+        let message = try Example.ask("api.svc.example.", type, edns: Example.ecs(prefix), state: state)
+        #expect(message.rcode == .noError && message.header.authoritative)
+        if let address {
+            #expect(message.answer.count == 1)
+            #expect(message.answer.first?.rdata == IPAddress(address)!.bytes, "\(prefix)")
+            #expect(message.answer.first?.ttl == 20)
+        } else {
+            #expect(message.answer.isEmpty && message.authority.first?.type == .soa)
+        }
+        let echoed = try #require(message.edns?.clientSubnet)
+        #expect(echoed.sourcePrefixLength == UInt8(prefix.split(separator: "/")[1])!)
+        #expect(echoed.scopePrefixLength == scope, "\(prefix)")
+    }
+
+    @Test func withoutECSTheSourceAddressIsTheClient() throws {
+        let french = try Example.ask("api.svc.example.", .a, source: "203.0.113.77", state: state)
+        #expect(french.answer.first?.rdata == [192, 0, 2, 30])
+        #expect(french.edns?.clientSubnet == nil) // no ECS back without ECS (RFC 7871 §7.2.2)
+        let german = try Example.ask("API.svc.example.", .a, source: "198.51.100.200", state: state)
+        #expect(german.answer.first?.rdata == [192, 0, 2, 10])
+        #expect(german.answer.first?.name.text == "API.svc.example.")
+    }
+
+    @Test func otherTypesAreNoData() throws {
+        for type in [RRType.txt, .mx, .ns, .soa] {
+            let message = try Example.ask("api.svc.example.", type, edns: Example.ecs("198.51.100.0/24"), state: state)
+            #expect(message.rcode == .noError && message.answer.isEmpty)
+            #expect(message.authority.map(\.type) == [.soa])
+            #expect(message.edns?.clientSubnet?.scopePrefixLength == 0)
+        }
+    }
+}
+
+@Suite struct SteeringConfigTests {
+    func check(_ config: String, files: [String: String] = [:]) throws -> (Int32, String) {
+        let directory = try Paths.temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory + "/zones", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Paths.zones + "/svc.example.zone", toPath: directory + "/zones/svc.example.zone")
+        for (name, text) in files { try text.write(toFile: "\(directory)/\(name)", atomically: true, encoding: .utf8) }
+        try config.write(toFile: directory + "/resolverd.yaml", atomically: true, encoding: .utf8)
+        let result = try run(Paths.resolverd, ["check", "--config", directory + "/resolverd.yaml"])
+        return (result.status, result.stderr)
+    }
+
+    static let sites = """
+        zones: zones
+        sites:
+          fra1: {addresses: [192.0.2.10], capacity: 800}
+          ams1: {addresses: [192.0.2.20], capacity: 600}
+
+        """
+
+    @Test func rejectsBadServices() throws {
+        let (status, stderr) = try check(Self.sites + """
+            services:
+              api.svc.example.:
+                sites: [fra1, par9]
+              www.svc.example.:
+                sites: [fra1]
+              api.other.example.:
+                sites: [fra1]
+              x.sub.svc.example.:
+                sites: [ams1]
+              API.svc.example.:
+                sites: [ams1]
+                policy: fastest
+            """)
+        #expect(status == 1)
+        let lines = stderr.split(separator: "\n").map(String.init)
+        #expect(lines.contains("resolverd.yaml:7: services.api.svc.example..sites[1]: unknown site \"par9\""))
+        #expect(lines.contains("resolverd.yaml:8: services.www.svc.example.: the name has static data in svc.example.zone"))
+        #expect(lines.contains("resolverd.yaml:10: services.api.other.example.: not inside any served zone"))
+        #expect(lines.contains("resolverd.yaml:12: services.x.sub.svc.example.: below the delegation sub.svc.example."))
+        #expect(lines.contains { $0.hasPrefix("resolverd.yaml:16: services.API.svc.example..policy: unknown policy \"fastest\"") })
+    }
+
+    @Test func rejectsDuplicateServiceNames() throws {
+        let (status, stderr) = try check(Self.sites + """
+            services:
+              api.svc.example.: {sites: [fra1]}
+              API.SVC.example.: {sites: [ams1]}
+            """)
+        #expect(status == 1)
+        #expect(stderr.contains("resolverd.yaml:7: services.API.SVC.example.: duplicate service name"))
+    }
+
+    @Test func rejectsMalformedLatencyFile() throws {
+        let (status, stderr) = try check(Self.sites + """
+            services:
+              api.svc.example.: {sites: [fra1, ams1]}
+            latency:
+              file: rtt.csv
+            """, files: ["rtt.csv": "prefix,site,rtt_ms\n203.0.113.0/24,fra1,5\n203.0.113.0/24,ams1,nan\nbogus,fra1,3\n"])
+        #expect(status == 1)
+        #expect(stderr.contains("rtt.csv:3: rtt_ms \"nan\" is not a finite number"))
+        #expect(stderr.contains("rtt.csv:4: \"bogus\" is not a prefix"))
+    }
+
+    @Test func rejectsBadSites() throws {
+        let (status, stderr) = try check("""
+            zones: zones
+            sites:
+              fra1: {addresses: [192.0.2.300], capacity: -5, location: [95, 8]}
+              ams1: {addresses: [192.0.2.20]}
+            """)
+        #expect(status == 1)
+        #expect(stderr.contains("resolverd.yaml:3: sites.fra1.addresses[0]: \"192.0.2.300\" is not an IPv4 or IPv6 address"))
+        #expect(stderr.contains("resolverd.yaml:3: sites.fra1.capacity: -5.0 is out of range"))
+        #expect(stderr.contains("resolverd.yaml:3: sites.fra1.location"))
+        #expect(stderr.contains("resolverd.yaml:4: sites.ams1: capacity (requests/s at full utilisation) is required"))
+    }
+
+    @Test func explainPrintsEveryCandidate() throws {
+        let result = try run(Paths.resolverd, ["explain", "--config", Example.configPath, "api.svc.example.", "198.51.100.0/24"])
+        #expect(result.status == 0)
+        let out = result.stdout
+        for site in ["fra1", "ams1", "par1"] { #expect(out.contains("\n\(site) ")) }
+        #expect(out.contains("measured 198.51.100.0/24"))
+        #expect(out.contains("choice: fra1 (192.0.2.10, 2001:db8:1::10)"))
+        #expect(out.contains("ttl: 20  ecs scope: /24"))
+        let unknown = try run(Paths.resolverd, ["explain", "--config", Example.configPath, "nope.svc.example.", "198.51.100.1"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("not a configured service"))
+    }
+}
+
+@Suite(.serialized) struct LiveSteeringTests {
+    @Test func digWithSubnetGetsTheRightSiteAndScope() throws {
+        let directory = try Paths.temporaryDirectory()
+        for file in ["latency.csv", "locations.csv"] {
+            try FileManager.default.copyItem(atPath: Paths.root.appendingPathComponent(file).path, toPath: "\(directory)/\(file)")
+        }
+        var config = try String(contentsOfFile: Example.configPath, encoding: .utf8)
+        let port = freePort()
+        config = config.replacingOccurrences(of: "listen: [\"127.0.0.1:5353\", \"[::1]:5353\"]", with: "listen: [\"127.0.0.1:\(port)\"]")
+            .replacingOccurrences(of: "zones: zones", with: "zones: \(Paths.zones)")
+        try config.write(toFile: directory + "/resolverd.yaml", atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Paths.resolverd)
+        process.arguments = ["serve", "--config", directory + "/resolverd.yaml"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { process.terminate(); process.waitUntilExit() }
+        let dig = try #require(Paths.tool("dig"))
+        func ask(_ arguments: [String]) throws -> String {
+            try run(dig, ["@127.0.0.1", "-p", "\(port)", "+norec", "+time=1", "+tries=1"] + arguments).stdout
+        }
+        try waitFor { try ask(["svc.example.", "SOA", "+short"]).contains("ns1.svc.example.") }
+        let german = try ask(["api.svc.example.", "A", "+subnet=198.51.100.0/24"])
+        #expect(german.contains("api.svc.example.\t20\tIN\tA\t192.0.2.10"))
+        #expect(german.contains("CLIENT-SUBNET: 198.51.100.0/24/24"))
+        let french = try ask(["api.svc.example.", "A", "+subnet=203.0.113.0/24"])
+        #expect(french.contains("IN\tA\t192.0.2.30") && french.contains("CLIENT-SUBNET: 203.0.113.0/24/24"))
+        let dutch = try ask(["api.svc.example.", "AAAA", "+subnet=2001:db8:100::/56"])
+        #expect(dutch.contains("IN\tAAAA\t2001:db8:2::20") && dutch.contains("CLIENT-SUBNET: 2001:db8:100::/56/48"))
+        let plain = try ask(["api.svc.example.", "A"])
+        #expect(plain.contains("IN\tA\t192.0.2.") && !plain.contains("CLIENT-SUBNET"))
+    }
+}
