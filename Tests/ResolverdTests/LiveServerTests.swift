@@ -137,26 +137,13 @@ import Glibc
         #expect(server.log.contains("stopped"))
     }
 
-    @Test func servesIPv6WhenAvailable() throws {
-        let port = freePort()
-        let directory = try Paths.temporaryDirectory()
-        let config = directory + "/v6.yaml"
-        try "dns:\n  listen: [\"[::1]:\(port)\", \"127.0.0.1:\(port)\"]\nzones: \(Paths.zones)\n"
-            .write(toFile: config, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.resolverd)
-        process.arguments = ["serve", "--config", config]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { process.terminate(); process.waitUntilExit() }
-        let dig = try #require(Paths.tool("dig"))
-        var answer = ""
-        try waitFor {
-            answer = try run(dig, ["@::1", "-p", "\(port)", "+short", "+time=1", "+tries=1", "www.svc.example.", "AAAA"]).stdout
-            return answer == "2001:db8::80\n" || !process.isRunning
+    @Test func servesIPv6() throws {
+        let server = try LiveServer { port in
+            "dns:\n  listen: [\"[::1]:\(port)\", \"127.0.0.1:\(port)\"]\nzones: \(Paths.zones)\n"
         }
-        #expect(answer == "2001:db8::80\n")
+        defer { server.stop() }
+        #expect(try server.dig(["www.svc.example.", "AAAA", "+short"], server: "::1") == "2001:db8::80\n")
+        #expect(try server.dig(["www.svc.example.", "AAAA", "+short", "+tcp"], server: "::1") == "2001:db8::80\n")
     }
 }
 

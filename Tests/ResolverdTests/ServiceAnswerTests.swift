@@ -177,35 +177,24 @@ enum Example {
 
 @Suite(.serialized) struct LiveSteeringTests {
     @Test func digWithSubnetGetsTheRightSiteAndScope() throws {
-        let directory = try Paths.temporaryDirectory()
+        var files: [String: String] = [:]
         for file in ["latency.csv", "locations.csv"] {
-            try FileManager.default.copyItem(atPath: Paths.root.appendingPathComponent(file).path, toPath: "\(directory)/\(file)")
+            files[file] = try String(contentsOfFile: Paths.root.appendingPathComponent(file).path, encoding: .utf8)
         }
-        var config = try String(contentsOfFile: Example.configPath, encoding: .utf8)
-        let port = freePort()
-        config = config.replacingOccurrences(of: "listen: [\"127.0.0.1:5353\", \"[::1]:5353\"]", with: "listen: [\"127.0.0.1:\(port)\"]")
-            .replacingOccurrences(of: "zones: zones", with: "zones: \(Paths.zones)")
-        try config.write(toFile: directory + "/resolverd.yaml", atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.resolverd)
-        process.arguments = ["serve", "--config", directory + "/resolverd.yaml"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { process.terminate(); process.waitUntilExit() }
-        let dig = try #require(Paths.tool("dig"))
-        func ask(_ arguments: [String]) throws -> String {
-            try run(dig, ["@127.0.0.1", "-p", "\(port)", "+norec", "+time=1", "+tries=1"] + arguments).stdout
+        let example = try String(contentsOfFile: Example.configPath, encoding: .utf8)
+        let server = try LiveServer(files: files) { port in
+            example.replacingOccurrences(of: "listen: [\"127.0.0.1:5353\", \"[::1]:5353\"]", with: "listen: [\"127.0.0.1:\(port)\"]")
+                .replacingOccurrences(of: "zones: zones", with: "zones: \(Paths.zones)")
         }
-        try waitFor { try ask(["svc.example.", "SOA", "+short"]).contains("ns1.svc.example.") }
-        let german = try ask(["api.svc.example.", "A", "+subnet=198.51.100.0/24"])
+        defer { server.stop() }
+        let german = try server.dig(["api.svc.example.", "A", "+subnet=198.51.100.0/24"])
         #expect(german.contains("api.svc.example.\t20\tIN\tA\t192.0.2.10"))
         #expect(german.contains("CLIENT-SUBNET: 198.51.100.0/24/24"))
-        let french = try ask(["api.svc.example.", "A", "+subnet=203.0.113.0/24"])
+        let french = try server.dig(["api.svc.example.", "A", "+subnet=203.0.113.0/24"])
         #expect(french.contains("IN\tA\t192.0.2.30") && french.contains("CLIENT-SUBNET: 203.0.113.0/24/24"))
-        let dutch = try ask(["api.svc.example.", "AAAA", "+subnet=2001:db8:100::/56"])
+        let dutch = try server.dig(["api.svc.example.", "AAAA", "+subnet=2001:db8:100::/56"])
         #expect(dutch.contains("IN\tAAAA\t2001:db8:2::20") && dutch.contains("CLIENT-SUBNET: 2001:db8:100::/56/48"))
-        let plain = try ask(["api.svc.example.", "A"])
+        let plain = try server.dig(["api.svc.example.", "A"])
         #expect(plain.contains("IN\tA\t192.0.2.") && !plain.contains("CLIENT-SUBNET"))
     }
 }

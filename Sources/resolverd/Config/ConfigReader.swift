@@ -23,25 +23,14 @@ final class ConfigReader {
 
     /// The entries of a mapping, in order; reports keys outside `allowed` as errors.
     func mapping(_ node: Node?, _ path: String, allowed: Set<String>? = nil) -> [(key: String, value: Node)] {
-        guard let node else { return [] }
-        guard let mapping = node.mapping else {
-            error(node, path, "expected a mapping")
-            return []
-        }
-        var result: [(String, Node)] = []
-        for (key, value) in mapping {
-            guard let name = key.string else {
-                error(key, path, "keys must be strings")
-                continue
-            }
-            if let allowed, !allowed.contains(name) {
+        entries(node, path).compactMap { key, line, value in
+            if let allowed, !allowed.contains(key) {
                 let choices = allowed.sorted().joined(separator: ", ")
-                error(key, join(path, name), "unknown key (expected one of: \(choices))")
-                continue
+                error(line: line, join(path, key), "unknown key (expected one of: \(choices))")
+                return nil
             }
-            result.append((name, value))
+            return (key, value)
         }
-        return result
     }
 
     /// Like `mapping`, with the line of each key: errors about an entry as a whole point at

@@ -177,12 +177,10 @@ final class LiveServer: @unchecked Sendable {
     let process = Process()
     let logPath: String
 
-    init(zones: String = Paths.zones, dnsOptions: [String] = [], extraConfig: String = "") throws {
-        port = freePort()
-        directory = try Paths.temporaryDirectory()
-        configPath = directory + "/resolverd.yaml"
-        logPath = directory + "/resolverd.log"
-        let config = """
+    /// Serves the shipped zones on a fresh port, with `dnsOptions` added under `dns:`.
+    convenience init(zones: String = Paths.zones, dnsOptions: [String] = [], extraConfig: String = "") throws {
+        try self.init { port in
+            """
             dns:
               listen: ["127.0.0.1:\(port)"]
               nsid: live-test
@@ -190,7 +188,18 @@ final class LiveServer: @unchecked Sendable {
             \(dnsOptions.map { "  " + $0 + "\n" }.joined())zones: \(zones)
             \(extraConfig)
             """
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Serves the configuration `makeConfig(port)` returns, written to a fresh directory.
+    /// `files` are written beside it (relative paths in the configuration resolve there).
+    init(files: [String: String] = [:], probe: String = "svc.example.", makeConfig: (Int) -> String) throws {
+        port = freePort()
+        directory = try Paths.temporaryDirectory()
+        configPath = directory + "/resolverd.yaml"
+        logPath = directory + "/resolverd.log"
+        for (name, text) in files { try text.write(toFile: "\(directory)/\(name)", atomically: true, encoding: .utf8) }
+        try makeConfig(port).write(toFile: configPath, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Paths.resolverd)
         process.arguments = ["serve", "--config", configPath]
@@ -230,9 +239,9 @@ final class LiveServer: @unchecked Sendable {
 
     deinit { stop() }
 
-    func dig(_ arguments: [String]) throws -> String {
+    func dig(_ arguments: [String], server: String = "127.0.0.1") throws -> String {
         let dig = try #require(Paths.tool("dig"), "dig is not installed (make test installs dnsutils)")
-        return try run(dig, ["@127.0.0.1", "-p", "\(port)", "+norec", "+time=2", "+tries=1"] + arguments).stdout
+        return try run(dig, ["@\(server)", "-p", "\(port)", "+norec", "+time=2", "+tries=1"] + arguments).stdout
     }
 
     enum LiveError: Error { case exited(String), notAnswering(String) }
