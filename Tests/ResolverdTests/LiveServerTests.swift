@@ -131,6 +131,32 @@ import Glibc
         #expect(try server.dig(["www.svc.example.", "A", "+short"]) == "192.0.2.80\n192.0.2.81\n")
     }
 
+    @Test func noQueryIsLostDuringReloads() throws {
+        let server = try LiveServer()
+        defer { server.stop() }
+        let answered = Counter()
+        let done = DispatchSemaphore(value: 0)
+        let port = server.port
+        DispatchQueue.global().async {
+            for index in 0..<400 {
+                if let reply = RawDNS.udp(port: port, RawDNS.query("www.svc.example.", .a, id: UInt16(index))),
+                   let message = try? Message(reply), message.rcode == .noError, message.answer.count == 2 {
+                    answered.increment()
+                }
+            }
+            done.signal()
+        }
+        for _ in 0..<8 {
+            server.signal(SIGHUP)
+            usleep(50_000)
+        }
+        done.wait()
+        #expect(answered.value == 400)
+        // Signals sent close together may be delivered as one; at least one reload must have
+        // happened while the queries were running.
+        #expect(server.log.components(separatedBy: "reloaded").count - 1 >= 1)
+    }
+
     @Test func gracefulStopOnSIGTERM() throws {
         let server = try LiveServer()
         #expect(server.stop() == 0)
@@ -205,4 +231,12 @@ func waitFor(_ condition: () throws -> Bool) throws {
         usleep(100_000)
     }
     Issue.record("condition not met within 10 s")
+}
+
+/// A thread-safe count for tests that send from another thread.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
