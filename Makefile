@@ -3,8 +3,9 @@ SWIFT        ?= swift
 CONFIG       ?= resolverd.yaml
 # Packages the daemon needs to build and run.
 APT_RUN      := libldns-dev pkg-config
-# Packages the tests need: real clients (dig, kdig, drill) and NSD as the reference server.
-APT_TEST     := $(APT_RUN) dnsutils knot-dnsutils ldnsutils nsd
+# Packages the tests need: real clients (dig, kdig, drill), NSD as the reference server,
+# Prometheus for the pull source, curl and python3 for small fixtures.
+APT_TEST     := $(APT_RUN) dnsutils knot-dnsutils ldnsutils nsd prometheus curl python3
 # Packages the benchmarks need.
 APT_BENCH    := $(APT_TEST) dnsperf util-linux iproute2
 

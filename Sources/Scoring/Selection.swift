@@ -8,15 +8,19 @@ public struct SteeringSnapshot: Sendable {
     /// Requests per second this server has directed to each site since its last report and
     /// that the report cannot yet include (anti-herding), same indices as `sites`.
     public var directed: [Double]
+    /// Result of the active health check per site (true where no check is configured).
+    public var checksPassing: [Bool]
     public var latency: LatencyMap
     public var parameters: ScoringParameters
 
     public init(sites: [Site], services: [Service], loads: [SiteLoad]? = nil, directed: [Double]? = nil,
-                latency: LatencyMap = LatencyMap(), parameters: ScoringParameters = ScoringParameters()) {
+                checksPassing: [Bool]? = nil, latency: LatencyMap = LatencyMap(),
+                parameters: ScoringParameters = ScoringParameters()) {
         self.sites = sites
         self.services = services
         self.loads = loads ?? Array(repeating: .unknown, count: sites.count)
         self.directed = directed ?? Array(repeating: 0, count: sites.count)
+        self.checksPassing = checksPassing ?? Array(repeating: true, count: sites.count)
         self.latency = latency
         self.parameters = parameters
     }
@@ -40,7 +44,10 @@ public struct Client: Hashable, Sendable, CustomStringConvertible {
 
 /// Why a site was not eligible.
 public enum Exclusion: String, Sendable {
+    /// The site reported itself unhealthy.
     case unhealthy
+    /// The active health check fails.
+    case checkFailing = "check-failing"
     case stale
     case overloaded
 }
@@ -148,6 +155,7 @@ public enum Selector {
         let capacity = max(load.capacity ?? site.capacity, 1e-9)
         utilization += snapshot.directed[index] / capacity
         if !load.healthy { excluded = .unhealthy }
+        if !snapshot.checksPassing[index] { excluded = .checkFailing }
         if excluded == nil && policy != .nearest && utilization >= parameters.overloadUtilization {
             excluded = .overloaded
         }

@@ -178,12 +178,13 @@ enum Example {
 @Suite(.serialized) struct LiveSteeringTests {
     @Test func digWithSubnetGetsTheRightSiteAndScope() throws {
         var files: [String: String] = [:]
-        for file in ["latency.csv", "locations.csv"] {
+        for file in ["latency.csv", "locations.csv", "tokens.yaml"] {
             files[file] = try String(contentsOfFile: Paths.root.appendingPathComponent(file).path, encoding: .utf8)
         }
         let example = try String(contentsOfFile: Example.configPath, encoding: .utf8)
         let server = try LiveServer(files: files) { port in
             example.replacingOccurrences(of: "listen: [\"127.0.0.1:5353\", \"[::1]:5353\"]", with: "listen: [\"127.0.0.1:\(port)\"]")
+                .replacingOccurrences(of: "listen: \"127.0.0.1:8053\"", with: "listen: \"127.0.0.1:\(freePort())\"")
                 .replacingOccurrences(of: "zones: zones", with: "zones: \(Paths.zones)")
         }
         defer { server.stop() }

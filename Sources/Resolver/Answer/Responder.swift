@@ -47,6 +47,23 @@ public struct Responder {
     /// a header, or is itself a response (QR=1), which must never be answered (RFC 8906 §3.1).
     public mutating func respond(to packet: UnsafeRawBufferPointer, context: RequestContext,
                                  state: ServingState) -> Bool {
+        rcode = .noError
+        sawECS = false
+        let answered = answer(packet, context: context, state: state)
+        if answered {
+            state.metrics.query(transport: context.transport, rcode: rcode, ecs: sawECS)
+        } else {
+            state.metrics.drop()
+        }
+        return answered
+    }
+
+    /// The RCODE of the last response, and whether its query carried ECS (for metrics).
+    public private(set) var rcode: ResponseCode = .noError
+    private var sawECS = false
+
+    private mutating func answer(_ packet: UnsafeRawBufferPointer, context: RequestContext,
+                                 state: ServingState) -> Bool {
         writer.reset()
         var reader = WireReader(packet)
         guard let header = try? Header(from: &reader), !header.isResponse else { return false }
@@ -58,6 +75,7 @@ public struct Responder {
             reply.opcode = header.opcode
             reply.rcodeLow = UInt8(ResponseCode.notImp.rawValue)
             reply.encode(into: &writer)
+            rcode = .notImp
             return true
         }
 
@@ -138,6 +156,7 @@ public struct Responder {
     /// FORMERR for a query we could not decode: the header echoed with counts cleared
     /// (the question may be what was malformed).
     private mutating func writeFormErr(_ header: Header) {
+        rcode = .formErr
         writer.reset()
         var reply = Header(id: header.id)
         reply.isResponse = true
@@ -153,6 +172,8 @@ public struct Responder {
     /// question and OPT with TC=1 (RFC 2181 §9, RFC 7766 §5: the client retries over TCP). An
     /// additional RRset that does not fit is left out without TC.
     private mutating func encode(query: Query, options: ResponseOptions, limit: Int) {
+        rcode = resolution.rcode
+        sawECS = query.edns?.clientSubnet != nil
         writer.reset()
         var header = Header(id: query.header.id, questionCount: 1)
         header.isResponse = true

@@ -40,19 +40,22 @@ public final class ServingState: Sendable {
     public let services: [DNSName: ServiceEntry]
     /// Counts answers per site for the anti-herding estimate; shared across states.
     public let ledger: AnswerLedger
+    public let metrics: DNSMetrics
 
     public init(catalog: Catalog, nsid: [UInt8]? = nil, steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: []),
-                services: [DNSName: ServiceEntry] = [:], ledger: AnswerLedger? = nil) {
+                services: [DNSName: ServiceEntry] = [:], ledger: AnswerLedger? = nil, metrics: DNSMetrics? = nil) {
         self.catalog = catalog
         self.nsid = nsid
         self.steering = steering
         self.services = services
         self.ledger = ledger ?? AnswerLedger(siteCount: steering.sites.count)
+        self.metrics = metrics ?? DNSMetrics(steering: steering)
     }
 
-    /// The same state with another steering snapshot (new reports, new directed load).
+    /// The same state with another steering snapshot (new reports, new directed load): the
+    /// sites and services are unchanged, so the ledger and metrics carry over.
     public func with(steering: SteeringSnapshot) -> ServingState {
-        ServingState(catalog: catalog, nsid: nsid, steering: steering, services: services, ledger: ledger)
+        ServingState(catalog: catalog, nsid: nsid, steering: steering, services: services, ledger: ledger, metrics: metrics)
     }
 
     public static let empty = ServingState(catalog: .empty)

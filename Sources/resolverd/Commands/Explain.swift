@@ -1,15 +1,20 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import Resolver
-import Scoring
 
 /// `resolverd explain NAME CLIENT`: every candidate site with its latency (and where it came
-/// from), compute delay, score and exclusion, then the choice, TTL and ECS scope.
+/// from), compute delay, score and exclusion, then the choice, TTL and ECS scope. Offline from
+/// the configuration, or from a running server's `/v1/explain` with `--server`.
 struct Explain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show how a service name would be answered for a client (address or prefix).")
 
     @OptionGroup var options: ConfigOptions
+
+    @Option(name: .long, help: "Ask a running server instead, e.g. http://127.0.0.1:8053")
+    var server: String?
 
     @Argument(help: "Service name, e.g. api.svc.example.")
     var name: String
@@ -18,8 +23,9 @@ struct Explain: AsyncParsableCommand {
     var client: String
 
     func run() async throws {
-        guard let parsedClient = Self.parseClient(client) else {
-            throw ValidationError("\"\(client)\" is not an address or prefix")
+        if let server {
+            print(try await Self.fetch(server: server, name: name, client: client).text)
+            return
         }
         let loaded: LoadedState
         switch StateLoader.load(configPath: options.config) {
@@ -28,48 +34,26 @@ struct Explain: AsyncParsableCommand {
             for item in error.errors { FileHandle.standardError.write(Data((item.description + "\n").utf8)) }
             throw ExitCode(1)
         }
-        guard let qname = try? DNSName(name.hasSuffix(".") ? name : name + "."),
-              let entry = loaded.state.services[qname] else {
-            let known = loaded.state.steering.services.map(\.name).joined(separator: ", ")
-            throw ValidationError("\(name) is not a configured service (configured: \(known.isEmpty ? "none" : known))")
+        do {
+            print(try ExplainReport.make(state: loaded.state, name: name, client: client, now: SteeringClock.now()).text)
+        } catch {
+            throw ValidationError(error.description)
         }
-        let snapshot = loaded.state.steering
-        let decision = Selector.select(service: snapshot.services[entry.index], client: parsedClient,
-                                       snapshot: snapshot, now: SteeringClock.now())
-        print(Self.render(decision, service: snapshot.services[entry.index], client: parsedClient, snapshot: snapshot))
     }
 
-    static func parseClient(_ text: String) -> Client? {
-        if text.contains("/") {
-            let parts = text.split(separator: "/")
-            guard parts.count == 2, let address = IPAddress(parts[0]), let length = Int(parts[1]),
-                  length >= 0, length <= address.family.bitLength else { return nil }
-            return Client(address: address, prefixLength: length)
+    static func fetch(server: String, name: String, client: String) async throws -> ExplainReport {
+        var components = URLComponents(string: server.hasSuffix("/") ? String(server.dropLast()) : server)
+        components?.path = "/v1/explain"
+        components?.queryItems = [URLQueryItem(name: "name", value: name), URLQueryItem(name: "client", value: client)]
+        guard let url = components?.url?.absoluteString else { throw ValidationError("bad --server URL \(server)") }
+        let request = HTTPClientRequest(url: url)
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .ok else {
+            throw ValidationError("\(server): \(response.status.code) \(String(buffer: body))")
         }
-        return IPAddress(text).map { Client(address: $0) }
-    }
-
-    static func render(_ decision: Decision, service: Service, client: Client, snapshot: SteeringSnapshot) -> String {
-        func fixed(_ value: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", value) }
-        func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
-        var lines = ["service \(service.name)  policy \(service.policy.rawValue)  client \(client)", ""]
-        lines.append(pad("site", 8) + pad("rtt_ms", 9) + pad("rtt from", 30) + pad("util", 7) + pad("compute_ms", 12)
-                     + pad("score", 9) + pad("report age", 12) + "excluded")
-        for candidate in decision.candidates {
-            let site = snapshot.sites[candidate.site]
-            lines.append(pad(site.id, 8) + pad(fixed(candidate.rtt), 9) + pad(candidate.rttSource.description, 30)
-                         + pad(fixed(candidate.utilization, 2), 7) + pad(fixed(candidate.computeDelay), 12)
-                         + pad(fixed(candidate.score, service.policy == .leastLoaded ? 3 : 1), 9)
-                         + pad(candidate.reportAge.map { fixed($0, 0) + " s" } ?? "never", 12)
-                         + (candidate.excluded?.rawValue ?? "-"))
-        }
-        let chosen = decision.sites.map { index -> String in
-            let site = snapshot.sites[index]
-            return "\(site.id) (\((site.ipv4 + site.ipv6).map(\.description).joined(separator: ", ")))"
-        }
-        lines.append("")
-        lines.append("choice: \(chosen.joined(separator: "; "))" + (decision.allDown ? "  [all sites excluded: all-down policy]" : ""))
-        lines.append("ttl: \(decision.ttl)  ecs scope: /\(decision.scope)")
-        return lines.joined(separator: "\n")
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(ExplainReport.self, from: Data(body.readableBytesView))
     }
 }

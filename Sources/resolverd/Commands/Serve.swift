@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Hummingbird
 import Logging
 import NIOCore
 import NIOPosix
@@ -8,6 +9,10 @@ import ServiceLifecycle
 import UnixSignals
 
 /// `resolverd serve`: runs the daemon until SIGTERM or SIGINT; SIGHUP reloads.
+///
+/// The daemon is a ServiceGroup: DNS (UDP+TCP), the reload handler, the steering writer,
+/// the directed-load publisher, the HTTP API, health checks and the Prometheus pull — each a
+/// service, stopped gracefully in reverse order.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the DNS server.")
 
@@ -19,6 +24,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "resolverd")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let exporter = MetricsExporter()
+        exporter.bootstrap()
 
         let loaded: LoadedState
         switch StateLoader.load(configPath: options.config) {
@@ -28,7 +35,8 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let catalog = loaded.state.catalog
-        logger.info("loaded", metadata: ["zones": "\(catalog.zones.count)", "records": "\(catalog.recordCount)"])
+        logger.info("loaded", metadata: ["zones": "\(catalog.zones.count)", "records": "\(catalog.recordCount)",
+                                         "services": "\(loaded.state.services.count)"])
 
         let store = StateStore(loaded.state)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -42,12 +50,37 @@ struct Serve: AsyncParsableCommand {
                                                   tcpIdleTimeout: .seconds(Int64(config.tcpIdleTimeoutSeconds)),
                                                   maxTCPConnections: config.tcpMaxConnections),
             store: store, group: group, logger: logger)
-        let reloader = ReloadService(configPath: options.config, store: store, logger: logger)
-        let publisher = DirectedLoadPublisher(store: store)
+        let tokens = TokenBox(loaded.tokens)
+        let reloader = Reloader(configPath: options.config, store: store, tokens: tokens, logger: logger)
+        let writer = SteeringWriter(store: store)
+        let checks = HealthCheckStatus(sites: Set(config.sites.filter { $0.check != nil }.map(\.id)))
+
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: server), .init(service: writer), .init(service: ReloadService(reloader: reloader)),
+            .init(service: DirectedLoadPublisher(store: store)),
+        ]
+        if let httpListen = config.httpListen {
+            let api = ControlAPI(store: store, writer: writer, tokens: tokens, reload: { reloader.reload() },
+                                 exporter: exporter, checks: checks, logger: logger)
+            let application = Application(
+                router: api.router(),
+                configuration: .init(address: .hostname(httpListen.host, port: httpListen.port), serverName: "resolverd"),
+                logger: logger)
+            services.append(.init(service: application))
+            logger.info("http api", metadata: ["address": "\(httpListen)"])
+        }
+        let targets = config.sites.compactMap { site -> HealthChecker.Target? in
+            guard let check = site.check, let address = site.addresses.first else { return nil }
+            return HealthChecker.Target(site: site.id, address: address, check: check)
+        }
+        if !targets.isEmpty {
+            services.append(.init(service: HealthChecker(targets: targets, writer: writer, logger: logger)))
+        }
+        if let pull = config.pull {
+            services.append(.init(service: PrometheusPull(configuration: pull, writer: writer, logger: logger)))
+        }
         let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: server), .init(service: reloader), .init(service: publisher)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await serviceGroup.run()
         } catch {
@@ -60,30 +93,42 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Reloads configuration and zones on SIGHUP. The new state is built completely before it
-/// is published, so queries see either the old state or the new one; a bad reload keeps
-/// the old state and logs every error.
-struct ReloadService: Service {
+/// Reloads configuration, zones and tokens. The new state is built completely before it is
+/// published, so queries see either the old state or the new one; a bad reload keeps the
+/// old state and logs every error.
+struct Reloader: Sendable {
     let configPath: String
     let store: StateStore
+    let tokens: TokenBox
     let logger: Logger
+
+    /// Returns the errors that kept the old state (empty on success).
+    @discardableResult
+    func reload() -> [SourceError] {
+        let old = store.state
+        switch StateLoader.load(configPath: configPath, ledger: old.ledger) {
+        case .success(let loaded):
+            store.update { current in loaded.state.carryingOver(from: current) }
+            tokens.replace(loaded.tokens)
+            logger.info("reloaded", metadata: ["zones": "\(loaded.state.catalog.zones.count)",
+                                               "records": "\(loaded.state.catalog.recordCount)"])
+            return []
+        case .failure(let error):
+            for item in error.errors { logger.error("reload rejected: \(item.description)") }
+            logger.error("reload failed; still serving the previous state")
+            return error.errors
+        }
+    }
+}
+
+/// SIGHUP → reload.
+struct ReloadService: ServiceLifecycle.Service {
+    let reloader: Reloader
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
-            reload()
-        }
-    }
-
-    func reload() {
-        switch StateLoader.load(configPath: configPath, ledger: store.state.ledger) {
-        case .success(let loaded):
-            store.publish(loaded.state)
-            logger.info("reloaded", metadata: ["zones": "\(loaded.state.catalog.zones.count)",
-                                               "records": "\(loaded.state.catalog.recordCount)"])
-        case .failure(let error):
-            for item in error.errors { logger.error("reload rejected: \(item.description)") }
-            logger.error("reload failed; still serving the previous state")
+            reloader.reload()
         }
     }
 }
@@ -91,7 +136,7 @@ struct ReloadService: Service {
 /// Once a second, folds the answers recently handed out into the steering snapshot, so that
 /// selection counts the load it is about to cause (anti-herding). At most one publish a
 /// second, whatever the query rate.
-struct DirectedLoadPublisher: Service {
+struct DirectedLoadPublisher: ServiceLifecycle.Service {
     let store: StateStore
 
     func run() async throws {

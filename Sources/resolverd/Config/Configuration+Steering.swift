@@ -133,6 +133,29 @@ extension Configuration {
                     scoring.defaultRTT = reader.double(item, "latency.default-rtt-ms", range: 0...10_000) ?? scoring.defaultRTT
                 }
             }
+        case "pull":
+            var pull = PullConfig(server: "")
+            for (field, item) in reader.mapping(value, "pull", allowed: ["prometheus", "interval", "queries"]) {
+                switch field {
+                case "prometheus":
+                    guard let url = reader.string(item, "pull.prometheus") else { continue }
+                    guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                        reader.error(item, "pull.prometheus", "expected the Prometheus server's http:// URL")
+                        continue
+                    }
+                    pull.server = url
+                case "interval":
+                    pull.interval = reader.double(item, "pull.interval", range: 0.1...3600) ?? pull.interval
+                default:
+                    for (site, line, query) in reader.entries(item, "pull.queries") {
+                        guard let expression = reader.string(query, "pull.queries.\(site)") else { continue }
+                        pull.queries.append((site, expression))
+                        pullLines[site] = line
+                    }
+                }
+            }
+            if pull.server.isEmpty { reader.error(value, "pull", "prometheus: the server URL is required") }
+            self.pull = pull
         default: // steering
             let keys: Set<String> = ["fresh-for", "stale-after", "unknown-utilization", "default-service-ms",
                                      "max-compute-ms", "all-down", "load-per-answer"]

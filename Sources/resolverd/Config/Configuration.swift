@@ -54,8 +54,10 @@ struct Configuration: Sendable {
     var latencyFile: String? = nil
     var locationsFile: String? = nil
     var scoring = ScoringParameters()
+    var pull: PullConfig? = nil
+    var pullLines: [String: Int] = [:]
 
-    static let topLevelKeys: Set<String> = ["dns", "http", "zones", "state", "sites", "services", "latency", "steering"]
+    static let topLevelKeys: Set<String> = ["dns", "http", "zones", "state", "sites", "services", "latency", "steering", "pull"]
 
     /// Reads and validates a configuration file. Every problem is returned, located.
     static func load(path: String) -> Result<Configuration, ZoneLoadError> {

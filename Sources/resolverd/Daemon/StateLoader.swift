@@ -8,6 +8,7 @@ import Scoring
 struct LoadedState: Sendable {
     var configuration: Configuration
     var state: ServingState
+    var tokens: TokenStore
 }
 
 enum StateLoader {
@@ -27,6 +28,18 @@ enum StateLoader {
         }
         let catalog = Catalog(zones: zones)
         let (steering, services) = buildSteering(configuration, catalog: catalog, errors: &errors)
+        let file = (configuration.file as NSString).lastPathComponent
+        for (site, _) in configuration.pull?.queries ?? [] where steering.siteIndex(site) == nil {
+            errors.append(SourceError(file: file, line: configuration.pullLines[site] ?? 1,
+                                      message: "pull.queries.\(site): unknown site \"\(site)\""))
+        }
+        var tokens = TokenStore.empty
+        if let path = configuration.tokensFile {
+            switch TokenStore.load(path: path, siteIDs: Set(steering.sites.map(\.id))) {
+            case .success(let loaded): tokens = loaded
+            case .failure(let error): errors.append(contentsOf: error.errors)
+            }
+        }
         guard errors.isEmpty else {
             return .failure(ZoneLoadError(errors: errors.sorted { ($0.file, $0.line) < ($1.file, $1.line) }))
         }
@@ -34,7 +47,7 @@ enum StateLoader {
         if reuse?.siteCount != steering.sites.count { reuse = nil }
         let state = ServingState(catalog: catalog, nsid: configuration.nsid.map { Array($0.utf8) },
                                  steering: steering, services: services, ledger: reuse)
-        return .success(LoadedState(configuration: configuration, state: state))
+        return .success(LoadedState(configuration: configuration, state: state, tokens: tokens))
     }
 
     /// Turns the steering sections into a snapshot and binds each service name to its zone.

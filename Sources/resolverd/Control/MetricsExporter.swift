@@ -1,0 +1,45 @@
+import Metrics
+import Prometheus
+import Resolver
+import Scoring
+
+/// `GET /metrics`: the query-path counters recorded through swift-metrics, plus gauges of
+/// the steering state read from the current snapshot at scrape time.
+final class MetricsExporter: Sendable {
+    let registry: PrometheusCollectorRegistry
+
+    init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+    }
+
+    /// Routes swift-metrics into this registry. Call once per process.
+    func bootstrap() {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    }
+
+    func rejected(status: Int) {
+        registry.makeCounter(name: "resolverd_http_rejected_total", labels: [("status", "\(status)")]).increment()
+    }
+
+    func render(state: ServingState, checks: HealthCheckStatus) -> String {
+        let steering = state.steering
+        let now = SteeringClock.now()
+        for (index, site) in steering.sites.enumerated() {
+            let labels = [("site", site.id)]
+            let load = steering.loads[index]
+            registry.makeGauge(name: "resolverd_site_utilization", labels: labels)
+                .set(load.reportedAt == nil ? steering.parameters.unknownUtilization : load.utilization)
+            registry.makeGauge(name: "resolverd_site_directed_rps", labels: labels).set(steering.directed[index])
+            registry.makeGauge(name: "resolverd_site_healthy", labels: labels)
+                .set(load.healthy && steering.checksPassing[index] ? 1.0 : 0.0)
+            registry.makeGauge(name: "resolverd_site_report_age_seconds", labels: labels)
+                .set(load.reportedAt.map { now - $0 } ?? -1)
+            if checks.configured(site.id) {
+                registry.makeGauge(name: "resolverd_site_check_passing", labels: labels)
+                    .set(steering.checksPassing[index] ? 1.0 : 0.0)
+            }
+        }
+        registry.makeGauge(name: "resolverd_zones", labels: []).set(Double(state.catalog.zones.count))
+        return registry.emitToString()
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import Scoring
+
+/// A JSON value with its type kept, so that `"healthy": 1` or `"utilization": true` can be
+/// told apart and refused (JSONSerialization would hand both back as NSNumber).
+enum JSONValue: Decodable, Equatable {
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+    case null
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    static func parse(_ bytes: [UInt8]) throws(ReportError) -> JSONValue {
+        do { return try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) } catch {
+            throw ReportError("body is not valid JSON")
+        }
+    }
+}
+
+/// Why a report was refused; the text goes back to the sender in a 400.
+struct ReportError: Error, Equatable {
+    var reason: String
+    init(_ reason: String) { self.reason = reason }
+}
+
+/// A validated load report, applied whole or not at all.
+struct LoadReport: Equatable {
+    var utilization: Double
+    var capacity: Double?
+    var serviceMs: Double?
+    var queue: Int?
+    var healthy: Bool
+
+    static let maxUtilization = 10.0
+
+    /// Parses SPEC.md's form (`utilization`, `capacity`, `service_ms`, `queue`, `healthy`) or
+    /// a CATS metric level (draft-ietf-cats-metric-definition), selected by `level`:
+    ///
+    /// - `level: 0` (raw metrics): `cpu_utilization` (0–10) → utilisation; `compute_delay_ms`
+    ///   — the delay measured now, under load — → service time = delay × (1 − utilisation), so
+    ///   that the queueing model gives the measured delay back at the current load.
+    /// - `level: 1` (normalised per category, 0 = idle … 1 = saturated): `compute` →
+    ///   utilisation; `network` is accepted and ignored (resolverd measures the network itself).
+    /// - `level: 2` (one normalised value, 0 … 1): `score` → utilisation.
+    ///
+    /// `capacity`, `queue` and `healthy` may accompany any form.
+    static func parse(_ body: [UInt8]) throws(ReportError) -> LoadReport {
+        guard case .object(let fields) = try JSONValue.parse(body) else { throw ReportError("body must be a JSON object") }
+        let level: Int?
+        switch fields["level"] {
+        case nil: level = nil
+        case .number(let value) where [0, 1, 2].contains(value): level = Int(value)
+        default: throw ReportError("level must be 0, 1 or 2 (CATS metric levels)")
+        }
+        let common: Set<String> = ["capacity", "queue", "healthy"]
+        let allowed: Set<String>
+        switch level {
+        case nil: allowed = common.union(["utilization", "service_ms"])
+        case 0: allowed = common.union(["level", "cpu_utilization", "compute_delay_ms"])
+        case 1: allowed = common.union(["level", "compute", "network"])
+        default: allowed = common.union(["level", "score"])
+        }
+        if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw ReportError("unknown field \"\(unknown)\"")
+        }
+
+        func number(_ key: String, range: ClosedRange<Double>) throws(ReportError) -> Double? {
+            guard let value = fields[key] else { return nil }
+            guard case .number(let number) = value else { throw ReportError("\(key) must be a number") }
+            guard number.isFinite else { throw ReportError("\(key) must be finite") }
+            guard range.contains(number) else {
+                throw ReportError("\(key) must be between \(range.lowerBound) and \(range.upperBound)")
+            }
+            return number
+        }
+
+        var report = LoadReport(utilization: 0, healthy: true)
+        switch level {
+        case nil:
+            guard let utilization = try number("utilization", range: 0...maxUtilization) else {
+                throw ReportError("utilization is required")
+            }
+            report.utilization = utilization
+            report.serviceMs = try number("service_ms", range: 0...600_000)
+        case 0:
+            guard let utilization = try number("cpu_utilization", range: 0...maxUtilization) else {
+                throw ReportError("cpu_utilization is required at level 0")
+            }
+            report.utilization = utilization
+            if let delay = try number("compute_delay_ms", range: 0...600_000) {
+                report.serviceMs = delay * max(1 - utilization, 0.01)
+            }
+        case 1:
+            guard let compute = try number("compute", range: 0...1) else { throw ReportError("compute is required at level 1") }
+            _ = try number("network", range: 0...1)
+            report.utilization = compute
+        default:
+            guard let score = try number("score", range: 0...1) else { throw ReportError("score is required at level 2") }
+            report.utilization = score
+        }
+        report.capacity = try number("capacity", range: 0.001...1e9)
+        if let queue = try number("queue", range: 0...1e9) {
+            guard queue == queue.rounded() else { throw ReportError("queue must be a whole number") }
+            report.queue = Int(queue)
+        }
+        switch fields["healthy"] {
+        case nil: break
+        case .bool(let healthy): report.healthy = healthy
+        default: throw ReportError("healthy must be true or false")
+        }
+        return report
+    }
+
+    func siteLoad(at now: Double) -> SiteLoad {
+        SiteLoad(utilization: utilization, capacity: capacity, serviceMs: serviceMs, queue: queue,
+                 healthy: healthy, reportedAt: now)
+    }
+}
+
+/// One validated latency measurement from `PUT /v1/latency`.
+struct LatencyReport: Equatable {
+    var prefix: IPPrefix
+    var site: Int
+    var rtt: Double
+
+    /// Parses `[{"prefix": "203.0.113.0/24", "site": "fra1", "rtt_ms": 12.5}, …]`; one bad
+    /// entry refuses the whole body.
+    static func parse(_ body: [UInt8], siteIndex: (String) -> Int?) throws(ReportError) -> [LatencyReport] {
+        guard case .array(let items) = try JSONValue.parse(body) else { throw ReportError("body must be a JSON array") }
+        guard items.count <= 10_000 else { throw ReportError("at most 10000 measurements per request") }
+        var reports: [LatencyReport] = []
+        for (index, item) in items.enumerated() {
+            guard case .object(let fields) = item else { throw ReportError("[\(index)]: must be an object") }
+            if let unknown = fields.keys.sorted().first(where: { !["prefix", "site", "rtt_ms"].contains($0) }) {
+                throw ReportError("[\(index)]: unknown field \"\(unknown)\"")
+            }
+            guard case .string(let prefixText)? = fields["prefix"], let prefix = IPPrefix(prefixText) else {
+                throw ReportError("[\(index)].prefix: expected a prefix such as 203.0.113.0/24")
+            }
+            guard case .string(let siteName)? = fields["site"], let site = siteIndex(siteName) else {
+                throw ReportError("[\(index)].site: unknown site")
+            }
+            guard case .number(let rtt)? = fields["rtt_ms"], rtt.isFinite, rtt >= 0, rtt < 100_000 else {
+                throw ReportError("[\(index)].rtt_ms: expected a finite number of milliseconds ≥ 0")
+            }
+            reports.append(LatencyReport(prefix: prefix, site: site, rtt: rtt))
+        }
+        return reports
+    }
+}

@@ -1,0 +1,91 @@
+import Resolver
+import Scoring
+import ServiceLifecycle
+import Synchronization
+
+/// The one way writers change steering state. Load reports, latency measurements and health
+/// check results are queued here and applied together, at most once per `interval`, by
+/// building a new snapshot and swapping it in: a burst of reports costs one swap, and the query
+/// path never waits for a writer (it only ever reads a published snapshot).
+final class SteeringWriter: ServiceLifecycle.Service, Sendable {
+    struct Pending {
+        var loads: [String: SiteLoad] = [:]
+        var latency: [(prefix: IPPrefix, site: String, rtt: Double)] = []
+        var checks: [String: Bool] = [:]
+        var isEmpty: Bool { loads.isEmpty && latency.isEmpty && checks.isEmpty }
+    }
+
+    let store: StateStore
+    let interval: Duration
+    private let pending = Mutex(Pending())
+    /// Published snapshots and applied updates, for metrics and tests.
+    let swaps = Atomic<Int>(0)
+
+    init(store: StateStore, interval: Duration = .milliseconds(20)) {
+        self.store = store
+        self.interval = interval
+    }
+
+    /// Queues a validated load report; the site is named by ID so a reload in between cannot
+    /// misapply it.
+    func submit(load: SiteLoad, site: String) {
+        pending.withLock { $0.loads[site] = load }
+    }
+
+    func submit(latency: [(prefix: IPPrefix, site: String, rtt: Double)]) {
+        pending.withLock { $0.latency.append(contentsOf: latency) }
+    }
+
+    func submit(check passing: Bool, site: String) {
+        pending.withLock { $0.checks[site] = passing }
+    }
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: interval)
+            flush()
+        }
+        flush()
+    }
+
+    /// Applies everything queued in one new snapshot.
+    func flush() {
+        let batch = pending.withLock { state -> Pending in
+            let batch = state
+            state = Pending()
+            return batch
+        }
+        guard !batch.isEmpty else { return }
+        store.update { state in
+            var steering = state.steering
+            for (id, load) in batch.loads {
+                if let index = steering.siteIndex(id) { steering.loads[index] = load }
+            }
+            for (id, passing) in batch.checks {
+                if let index = steering.siteIndex(id) { steering.checksPassing[index] = passing }
+            }
+            for item in batch.latency {
+                if let index = steering.siteIndex(item.site) {
+                    steering.latency.setRTT(item.rtt, prefix: item.prefix, site: index, alpha: LatencyMap.defaultAlpha)
+                }
+            }
+            return state.with(steering: steering)
+        }
+        swaps.wrappingAdd(1, ordering: .relaxed)
+    }
+}
+
+extension ServingState {
+    /// A freshly loaded state that keeps the load reports and check results of the sites that
+    /// still exist, so a reload does not make every site "unknown". Latencies come from the
+    /// files again; measurements pushed through the API since start are not carried over.
+    func carryingOver(from old: ServingState) -> ServingState {
+        var steering = self.steering
+        for (index, site) in steering.sites.enumerated() {
+            guard let oldIndex = old.steering.siteIndex(site.id) else { continue }
+            steering.loads[index] = old.steering.loads[oldIndex]
+            steering.checksPassing[index] = old.steering.checksPassing[oldIndex]
+        }
+        return with(steering: steering)
+    }
+}

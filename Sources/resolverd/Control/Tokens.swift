@@ -1,0 +1,116 @@
+import Crypto
+import Foundation
+import Resolver
+import Yams
+
+/// Who a bearer token speaks for.
+enum Principal: Equatable, Sendable {
+    case site(String)
+    case admin
+    case measurement
+}
+
+/// Bearer tokens from the tokens file:
+///
+/// ```yaml
+/// "fra1-report-token": {site: fra1}
+/// "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae": {role: admin}
+/// ```
+///
+/// Every token is kept only as its SHA-256, and a presented token is hashed and compared with
+/// each stored hash in constant time, so neither the file's plaintext nor timing leaks a token.
+struct TokenStore: Sendable {
+    private var entries: [(hash: [UInt8], principal: Principal)] = []
+
+    static let empty = TokenStore()
+
+    init() {}
+
+    /// Reads the tokens file; errors carry its name and line.
+    static func load(path: String, siteIDs: Set<String>) -> Result<TokenStore, ZoneLoadError> {
+        let name = (path as NSString).lastPathComponent
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            return .failure(ZoneLoadError(errors: [SourceError(file: name, line: 0, message: "cannot read tokens file")]))
+        }
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch {
+            return .failure(ZoneLoadError(errors: [SourceError(file: name, line: 1, message: "YAML: \(error)")]))
+        }
+        let reader = ConfigReader(file: name)
+        var store = TokenStore()
+        for (token, line, value) in reader.entries(root, "") {
+            let path = "tokens[\(line)]" // never the token itself: it is a secret
+            var principal: Principal? = nil
+            for (key, node) in reader.mapping(value, path, allowed: ["site", "role"]) {
+                guard let text = reader.string(node, "\(path).\(key)") else { continue }
+                if key == "site" {
+                    guard siteIDs.contains(text) else { reader.error(node, "\(path).site", "unknown site \"\(text)\""); continue }
+                    principal = .site(text)
+                } else {
+                    switch text {
+                    case "admin": principal = .admin
+                    case "measurement": principal = .measurement
+                    default: reader.error(node, "\(path).role", "role must be admin or measurement")
+                    }
+                }
+            }
+            guard let principal else {
+                reader.error(line: line, path, "expected {site: ID} or {role: admin|measurement}")
+                continue
+            }
+            if token.hasPrefix("sha256:") {
+                let hex = token.dropFirst(7)
+                guard hex.count == 64, let hash = Self.bytes(hex: hex) else {
+                    reader.error(line: line, path, "sha256: needs 64 hex digits")
+                    continue
+                }
+                store.entries.append((hash, principal))
+            } else {
+                guard token.utf8.count >= 16 else {
+                    reader.error(line: line, path, "token shorter than 16 characters")
+                    continue
+                }
+                store.entries.append((Self.hash(token), principal))
+            }
+        }
+        return reader.errors.isEmpty ? .success(store) : .failure(ZoneLoadError(errors: reader.errors))
+    }
+
+    /// Adds a token (tests and tools).
+    mutating func add(token: String, principal: Principal) {
+        entries.append((Self.hash(token), principal))
+    }
+
+    /// The principal of an `Authorization: Bearer …` header, or nil.
+    func authenticate(authorization: String?) -> Principal? {
+        guard let authorization, authorization.hasPrefix("Bearer ") else { return nil }
+        let presented = Self.hash(String(authorization.dropFirst(7)))
+        var found: Principal? = nil
+        // Every entry is compared, whatever matched, so time does not depend on which did.
+        for entry in entries where Self.constantTimeEqual(entry.hash, presented) {
+            found = found ?? entry.principal
+        }
+        return found
+    }
+
+    static func hash(_ token: String) -> [UInt8] { Array(SHA256.hash(data: Data(token.utf8))) }
+
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for index in a.indices { difference |= a[index] ^ b[index] }
+        return difference == 0
+    }
+
+    static func bytes(hex: Substring) -> [UInt8]? {
+        var result: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
+            result.append(byte)
+            index = next
+        }
+        return result
+    }
+}

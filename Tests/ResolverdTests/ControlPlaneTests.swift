@@ -1,0 +1,272 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A live server with the HTTP API, three sites and tokens, configured per test.
+struct ControlServer {
+    let dns: LiveServer
+    let httpPort: Int
+    var base: String { "http://127.0.0.1:\(httpPort)" }
+
+    static let tokens = """
+        "fra1-token-0123456789": {site: fra1}
+        "par1-token-0123456789": {site: par1}
+        "measure-token-0123456789": {role: measurement}
+        "admin-token-0123456789": {role: admin}
+        """
+
+    /// `sites` replaces the default site block (e.g. to add a health check).
+    init(steering: String = "", sites: String? = nil, extra: String = "", files: [String: String] = [:]) throws {
+        let http = freePort()
+        httpPort = http
+        var allFiles = files
+        allFiles["tokens.yaml"] = Self.tokens
+        allFiles["latency.csv"] = try String(contentsOfFile: Paths.root.appendingPathComponent("latency.csv").path, encoding: .utf8)
+        let siteBlock = sites ?? """
+            sites:
+              fra1: {addresses: [192.0.2.10], capacity: 800}
+              ams1: {addresses: [192.0.2.20], capacity: 600}
+              par1: {addresses: [192.0.2.30], capacity: 400}
+            """
+        dns = try LiveServer(files: allFiles) { port in
+            """
+            dns:
+              listen: ["127.0.0.1:\(port)"]
+            http:
+              listen: "127.0.0.1:\(http)"
+              tokens: tokens.yaml
+            zones: \(Paths.zones)
+            \(siteBlock)
+            services:
+              api.svc.example.: {sites: [fra1, ams1, par1], ttl: 20}
+            latency:
+              file: latency.csv
+            \(steering)
+            \(extra)
+            """
+        }
+        try waitForHTTP()
+    }
+
+    func waitForHTTP() throws {
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if (try? run("/usr/bin/curl", ["-s", "-o", "/dev/null", base + "/v1/sites"], timeout: 2))?.status == 0 { return }
+            usleep(100_000)
+        }
+        throw LiveServer.LiveError.notAnswering(dns.log)
+    }
+
+    func request(_ method: String, _ path: String, token: String? = nil, body: String? = nil) async throws -> (Int, String) {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = .init(rawValue: method)
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let data = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), String(buffer: data))
+    }
+
+    func sites() async throws -> [[String: Any]] {
+        let (_, body) = try await request("GET", "/v1/sites")
+        let root = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+        return root["sites"] as! [[String: Any]]
+    }
+
+    func site(_ id: String) async throws -> [String: Any] {
+        try await sites().first { $0["site"] as? String == id }!
+    }
+
+    /// The site `api.svc.example.` is answered with for a French /24 (par1 is nearest).
+    func frenchAnswer() throws -> String {
+        try dns.dig(["api.svc.example.", "A", "+short", "+subnet=203.0.113.0/24"])
+    }
+}
+
+/// Polls an async condition for up to `seconds`.
+func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    Issue.record("condition not met within \(seconds) s")
+}
+
+@Suite(.serialized) struct ControlPlaneTests {
+    @Test func everyStatusCodeAndNothingInvalidReachesTheState() async throws {
+        let server = try ControlServer()
+        defer { server.dns.stop() }
+        let load = "/v1/sites/par1/load"
+        let cases: [(String, String, String?, String?, Int)] = [
+            ("PUT", load, nil, #"{"utilization":0.9}"#, 401),                          // no token
+            ("PUT", load, "forged-token-0123456789", #"{"utilization":0.9}"#, 401),      // unknown token
+            ("PUT", load, "fra1-token-0123456789", #"{"utilization":0.9}"#, 403),        // another site's token
+            ("PUT", load, "measure-token-0123456789", #"{"utilization":0.9}"#, 403),     // wrong role
+            ("PUT", "/v1/sites/par9/load", "par1-token-0123456789", #"{"utilization":0.9}"#, 404),
+            ("PUT", load, "par1-token-0123456789", #"{"utilization":"high"}"#, 400),
+            ("PUT", load, "par1-token-0123456789", #"{"utilization":11}"#, 400),
+            ("PUT", load, "par1-token-0123456789", #"{"utilization":-1}"#, 400),
+            ("PUT", load, "par1-token-0123456789", #"{"utilization":NaN}"#, 400),
+            ("PUT", load, "par1-token-0123456789", #"{"utilization":0.9,"extra":1}"#, 400),
+            ("PUT", load, "par1-token-0123456789", #"{"utilization":0.9,"healthy":"yes"}"#, 400),
+            ("PUT", load, "par1-token-0123456789", "{\"utilization\":0.9,\"pad\":\"" + String(repeating: "x", count: 70_000) + "\"}", 400),
+            ("PUT", "/v1/latency", "par1-token-0123456789", #"[{"prefix":"203.0.113.0/24","site":"par1","rtt_ms":1}]"#, 403),
+            ("PUT", "/v1/latency", "measure-token-0123456789", #"[{"prefix":"203.0.113.0/24","site":"par1","rtt_ms":-1}]"#, 400),
+            ("POST", "/v1/reload", "par1-token-0123456789", nil, 403),
+            ("POST", "/v1/reload", nil, nil, 401),
+        ]
+        for (method, path, token, body, expected) in cases {
+            let (status, response) = try await server.request(method, path, token: token, body: body)
+            #expect(status == expected, "\(method) \(path) \(body?.prefix(60) ?? "")")
+            #expect(response.contains("\"error\""), "JSON reason for \(status)")
+        }
+        // Nothing of the above reached the state.
+        let par1 = try await server.site("par1")
+        #expect(par1["utilization"] == nil && par1["report_state"] as? String == "never")
+        #expect(try server.frenchAnswer() == "192.0.2.30\n")
+        #expect(!server.dns.log.contains("0123456789")) // rejections are logged without the token
+
+        // The good paths.
+        #expect(try await server.request("PUT", load, token: "par1-token-0123456789",
+                                         body: #"{"utilization":0.4,"capacity":500,"service_ms":8,"queue":3,"healthy":true}"#).0 == 204)
+        #expect(try await server.request("PUT", load, token: "admin-token-0123456789", body: #"{"level":2,"score":0.5}"#).0 == 204)
+        #expect(try await server.request("PUT", "/v1/latency", token: "measure-token-0123456789",
+                                         body: #"[{"prefix":"203.0.113.0/24","site":"par1","rtt_ms":5}]"#).0 == 204)
+        #expect(try await server.request("POST", "/v1/reload", token: "admin-token-0123456789").0 == 200)
+        try await eventually { try await server.site("par1")["utilization"] as? Double == 0.5 }
+        let metrics = try await server.request("GET", "/metrics").1
+        #expect(metrics.contains(#"resolverd_http_rejected_total{status="401"} 3"#))
+        #expect(metrics.contains(#"resolverd_http_rejected_total{status="403"} 4"#))
+        #expect(metrics.contains(#"resolverd_site_utilization{site="par1"} 0.5"#))
+        #expect(metrics.contains("resolverd_dns_queries_total{transport=\"udp\",rcode=\"NOERROR\"}"))
+    }
+
+    @Test func aReportChangesTheAnswerAndExplainShowsIt() async throws {
+        let server = try ControlServer()
+        defer { server.dns.stop() }
+        #expect(try server.frenchAnswer() == "192.0.2.30\n")
+        #expect(try await server.request("PUT", "/v1/sites/par1/load", token: "par1-token-0123456789",
+                                         body: #"{"utilization":0.97,"service_ms":10}"#).0 == 204)
+        // 10 ms / (1 − 0.97) = 333 ms at par1: ams1 (10 ms away, unknown load) is now better.
+        try await eventually { try server.frenchAnswer() == "192.0.2.20\n" }
+        let explain = try run(Paths.resolverd, ["explain", "--server", server.base, "api.svc.example.", "203.0.113.0/24"])
+        #expect(explain.status == 0)
+        #expect(explain.stdout.contains("choice: ams1 (192.0.2.20)"))
+        #expect(explain.stdout.contains("par1    3.0      measured 203.0.113.0/24       0.97   333.3"))
+        // Recovery moves it back.
+        #expect(try await server.request("PUT", "/v1/sites/par1/load", token: "par1-token-0123456789",
+                                         body: #"{"utilization":0.1}"#).0 == 204)
+        try await eventually { try server.frenchAnswer() == "192.0.2.30\n" }
+        let page = try await server.request("GET", "/").1
+        for site in ["fra1", "ams1", "par1"] { #expect(page.contains("<td class=\"site\">\(site)</td>")) }
+    }
+
+    @Test func aStaleSiteIsExcludedAfterTheLimit() async throws {
+        let server = try ControlServer(steering: "steering: {fresh-for: 0.5, stale-after: 2}")
+        defer { server.dns.stop() }
+        #expect(try await server.request("PUT", "/v1/sites/par1/load", token: "par1-token-0123456789",
+                                         body: #"{"utilization":0.2}"#).0 == 204)
+        try await eventually { try await server.site("par1")["report_state"] as? String == "fresh" }
+        #expect(try server.frenchAnswer() == "192.0.2.30\n")
+        try await eventually(6) { try await server.site("par1")["report_state"] as? String == "stale" }
+        #expect(try server.frenchAnswer() == "192.0.2.20\n")
+        let explain = try run(Paths.resolverd, ["explain", "--server", server.base, "api.svc.example.", "203.0.113.0/24"])
+        #expect(explain.stdout.contains("stale"))
+    }
+
+    @Test func aFailingTCPHealthCheckMovesTheAnswer() async throws {
+        // par1's check targets a real listener on loopback, which the test then closes.
+        let listener = try TCPListener()
+        let server = try ControlServer(sites: """
+            sites:
+              fra1: {addresses: [192.0.2.10], capacity: 800}
+              ams1: {addresses: [192.0.2.20], capacity: 600}
+              par1: {addresses: [127.0.0.1], capacity: 400, check: {tcp: \(listener.port)}}
+            """)
+        defer { server.dns.stop() }
+        #expect(try server.frenchAnswer() == "127.0.0.1\n")
+        #expect(try await server.site("par1")["check"] as? String == "passing")
+        listener.close()
+        try await eventually(10) { try server.frenchAnswer() == "192.0.2.20\n" }
+        #expect(try await server.site("par1")["check"] as? String == "failing")
+        let metrics = try await server.request("GET", "/metrics").1
+        #expect(metrics.contains(#"resolverd_site_check_passing{site="par1"} 0"#))
+    }
+
+    @Test func pullsLoadFromARealPrometheus() async throws {
+        guard let prometheus = Paths.tool("prometheus") else {
+            Issue.record("prometheus is not installed: make test installs Debian's prometheus package")
+            return
+        }
+        // A scrape target: a static metrics file served over HTTP.
+        let targetDirectory = try Paths.temporaryDirectory()
+        try "# TYPE site_utilization gauge\nsite_utilization{site=\"par1\"} 0.97\n"
+            .write(toFile: targetDirectory + "/metrics", atomically: true, encoding: .utf8)
+        let targetPort = freePort()
+        let target = Process()
+        // The system python, not a version-manager shim (a shell script would not pass SIGTERM on).
+        target.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        target.arguments = ["-m", "http.server", "\(targetPort)", "--bind", "127.0.0.1", "--directory", targetDirectory]
+        target.standardOutput = FileHandle.nullDevice
+        target.standardError = FileHandle.nullDevice
+        try target.run()
+        // SIGKILL: the test runner ignores SIGTERM, and python inherits that.
+        defer { kill(target.processIdentifier, SIGKILL); target.waitUntilExit() }
+
+        let promPort = freePort()
+        let promDirectory = try Paths.temporaryDirectory()
+        try """
+            global: {scrape_interval: 1s, evaluation_interval: 1s}
+            scrape_configs:
+              - job_name: sites
+                static_configs: [{targets: ["127.0.0.1:\(targetPort)"]}]
+            """.write(toFile: promDirectory + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let prom = Process()
+        prom.executableURL = URL(fileURLWithPath: prometheus)
+        prom.arguments = ["--config.file=\(promDirectory)/prometheus.yml", "--storage.tsdb.path=\(promDirectory)/data",
+                          "--web.listen-address=127.0.0.1:\(promPort)"]
+        prom.standardOutput = FileHandle.nullDevice
+        prom.standardError = FileHandle.nullDevice
+        try prom.run()
+        defer { kill(prom.processIdentifier, SIGTERM); prom.waitUntilExit() }
+
+        let server = try ControlServer(extra: """
+            pull:
+              prometheus: "http://127.0.0.1:\(promPort)"
+              interval: 1
+              queries:
+                par1: 'site_utilization{site="par1"}'
+            """)
+        defer { server.dns.stop() }
+        try await eventually(40) { try await server.site("par1")["utilization"] as? Double == 0.97 }
+        try await eventually { try server.frenchAnswer() == "192.0.2.20\n" }
+    }
+}
+
+/// A TCP listener on a free loopback port that accepts and closes connections.
+final class TCPListener: @unchecked Sendable {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        port = freePort()
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 64) == 0 else { throw LiveServer.LiveError.notAnswering("cannot listen on \(port)") }
+    }
+
+    func close() { _ = Glibc.close(fd) }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+@testable import resolverd
+
+/// Load and latency bodies: what is accepted, what is refused and why.
+@Suite struct ReportValidationTests {
+    static func parse(_ json: String) -> Result<LoadReport, ReportError> {
+        do throws(ReportError) { return .success(try LoadReport.parse(Array(json.utf8))) } catch { return .failure(error) }
+    }
+
+    static let accepted: [(String, LoadReport)] = [
+        (#"{"utilization":0.42}"#, LoadReport(utilization: 0.42, healthy: true)),
+        (#"{"utilization":0.42,"capacity":900,"service_ms":8.5,"queue":12,"healthy":false}"#,
+         LoadReport(utilization: 0.42, capacity: 900, serviceMs: 8.5, queue: 12, healthy: false)),
+        (#"{"utilization":10}"#, LoadReport(utilization: 10, healthy: true)),
+        // CATS L0: measured delay 20 ms at 0.5 → service time 10 ms at low load.
+        (#"{"level":0,"cpu_utilization":0.5,"compute_delay_ms":20}"#, LoadReport(utilization: 0.5, serviceMs: 10, healthy: true)),
+        (#"{"level":1,"compute":0.3,"network":0.9}"#, LoadReport(utilization: 0.3, healthy: true)),
+        (#"{"level":2,"score":0.8,"capacity":100}"#, LoadReport(utilization: 0.8, capacity: 100, healthy: true)),
+    ]
+
+    static let refused: [(String, String)] = [
+        (#"{}"#, "utilization is required"),
+        (#"{"utilization":-0.1}"#, "utilization must be between 0.0 and 10.0"),
+        (#"{"utilization":10.5}"#, "utilization must be between 0.0 and 10.0"),
+        (#"{"utilization":NaN}"#, "body is not valid JSON"),
+        (#"{"utilization":"0.5"}"#, "utilization must be a number"),
+        (#"{"utilization":true}"#, "utilization must be a number"),
+        (#"{"utilization":0.5,"healthy":1}"#, "healthy must be true or false"),
+        (#"{"utilization":0.5,"colour":"red"}"#, "unknown field \"colour\""),
+        (#"{"utilization":0.5,"queue":1.5}"#, "queue must be a whole number"),
+        (#"{"utilization":0.5,"capacity":0}"#, "capacity must be between 0.001 and 1000000000.0"),
+        (#"{"utilization":0.5,"service_ms":-1}"#, "service_ms must be between 0.0 and 600000.0"),
+        (#"[0.5]"#, "body must be a JSON object"),
+        (#"utilization=0.5"#, "body is not valid JSON"),
+        (#"{"level":3,"score":0.5}"#, "level must be 0, 1 or 2 (CATS metric levels)"),
+        (#"{"level":2,"score":1.5}"#, "score must be between 0.0 and 1.0"),
+        (#"{"level":1,"utilization":0.5}"#, "unknown field \"utilization\""),
+    ]
+
+    @Test(arguments: accepted.indices)
+    func accepts(_ index: Int) {
+        let (json, expected) = Self.accepted[index]
+        #expect(Self.parse(json) == .success(expected), "\(json)")
+    }
+
+    @Test(arguments: refused.indices)
+    func refuses(_ index: Int) {
+        let (json, reason) = Self.refused[index]
+        #expect(Self.parse(json) == .failure(ReportError(reason)), "\(json)")
+    }
+
+    @Test func latencyBodiesAreAllOrNothing() throws {
+        let index: (String) -> Int? = { ["fra1": 0, "ams1": 1][$0] }
+        let good = try LatencyReport.parse(Array(#"[{"prefix":"203.0.113.0/24","site":"ams1","rtt_ms":12.5}]"#.utf8), siteIndex: index)
+        #expect(good.count == 1 && good[0].site == 1 && good[0].rtt == 12.5)
+        for (json, reason) in [
+            (#"[{"prefix":"203.0.113.0/24","site":"fra1","rtt_ms":1},{"prefix":"203.0.113.0/24","site":"par9","rtt_ms":1}]"#, "[1].site: unknown site"),
+            (#"[{"prefix":"203.0.113.7/24","site":"fra1","rtt_ms":1}]"#, "[0].prefix: expected a prefix such as 203.0.113.0/24"),
+            (#"[{"prefix":"203.0.113.0/24","site":"fra1","rtt_ms":-3}]"#, "[0].rtt_ms: expected a finite number of milliseconds ≥ 0"),
+            (#"[{"prefix":"203.0.113.0/24","site":"fra1","rtt":3}]"#, "[0]: unknown field \"rtt\""),
+            (#"{"prefix":"203.0.113.0/24"}"#, "body must be a JSON array"),
+        ] {
+            #expect(throws: ReportError(reason), "\(json)") { try LatencyReport.parse(Array(json.utf8), siteIndex: index) }
+        }
+    }
+
+    @Test func tokensAreHashedAndBound() throws {
+        let directory = try Paths.temporaryDirectory()
+        let hash = TokenStore.hash("admin-token-0123456789").map { String(format: "%02x", $0) }.joined()
+        try """
+            "fra1-token-0123456789": {site: fra1}
+            "sha256:\(hash)": {role: admin}
+            "measure-token-0123456789": {role: measurement}
+            """.write(toFile: directory + "/tokens.yaml", atomically: true, encoding: .utf8)
+        let store = try TokenStore.load(path: directory + "/tokens.yaml", siteIDs: ["fra1"]).get()
+        #expect(store.authenticate(authorization: "Bearer fra1-token-0123456789") == .site("fra1"))
+        #expect(store.authenticate(authorization: "Bearer admin-token-0123456789") == .admin)
+        #expect(store.authenticate(authorization: "Bearer measure-token-0123456789") == .measurement)
+        #expect(store.authenticate(authorization: "Bearer sha256:\(hash)") == nil) // the hash is not the token
+        #expect(store.authenticate(authorization: "Bearer fra1-token-012345678") == nil)
+        #expect(store.authenticate(authorization: "fra1-token-0123456789") == nil)
+        #expect(store.authenticate(authorization: nil) == nil)
+
+        try """
+            "short": {site: fra1}
+            "another-token-0123456789": {site: par9}
+            "third-token-0123456789": {role: root}
+            "sha256:abcd": {role: admin}
+            """.write(toFile: directory + "/bad.yaml", atomically: true, encoding: .utf8)
+        guard case .failure(let error) = TokenStore.load(path: directory + "/bad.yaml", siteIDs: ["fra1"]) else {
+            Issue.record("expected errors"); return
+        }
+        let lines = error.errors.map(\.description)
+        #expect(lines.contains("bad.yaml:1: tokens[1]: token shorter than 16 characters"))
+        #expect(lines.contains("bad.yaml:2: tokens[2].site: unknown site \"par9\""))
+        #expect(lines.contains("bad.yaml:3: tokens[3].role: role must be admin or measurement"))
+        #expect(lines.contains("bad.yaml:4: tokens[4]: sha256: needs 64 hex digits"))
+        #expect(!lines.joined().contains("another-token")) // secrets never appear in messages
+    }
+}
