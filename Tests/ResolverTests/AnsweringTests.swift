@@ -197,3 +197,21 @@ struct AnswerCase: Sendable, CustomTestStringConvertible {
         #expect(plain.edns?.options.isEmpty == true) // no ECS without ECS, no NSID unasked
     }
 }
+
+@Suite struct StateStoreTests {
+    /// Concurrent writers through `update` lose nothing: each increment is applied once.
+    @Test func concurrentUpdatesAreNotLost() async {
+        let store = StateStore(ServingState(catalog: .empty, nsid: [0]))
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    for _ in 0..<250 {
+                        store.update { ServingState(catalog: $0.catalog, nsid: [$0.nsid![0] &+ 1]) }
+                    }
+                }
+            }
+        }
+        // 2000 increments of a byte: 2000 mod 256.
+        #expect(store.state.nsid == [UInt8(2000 % 256)])
+    }
+}

@@ -76,8 +76,21 @@ public final class StateStore: Sendable {
         current.withLock { $0 = state }
     }
 
-    /// Replaces the state with `transform(current)` atomically with respect to other updates.
+    /// Replaces the state with `transform(current)`, atomically with respect to other updates.
+    ///
+    /// The new state is built outside the lock; the lock is held only to check that nobody
+    /// published in between and to swap the pointer (otherwise the transform runs again on
+    /// the newer state). So however long a writer takes to build, a query never waits for it.
     public func update(_ transform: (ServingState) -> ServingState) {
-        current.withLock { $0 = transform($0) }
+        while true {
+            let base = state
+            let next = transform(base)
+            let swapped = current.withLock { current -> Bool in
+                guard current === base else { return false }
+                current = next
+                return true
+            }
+            if swapped { return }
+        }
     }
 }
