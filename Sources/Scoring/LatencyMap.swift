@@ -44,6 +44,18 @@ public struct LatencyMap: Sendable {
         return true
     }
 
+    /// True when `prefix` itself has an entry (not just a covering one).
+    public func hasEntry(_ prefix: IPPrefix) -> Bool {
+        let nodes = prefix.address.family == .ipv4 ? v4 : v6
+        var node = 0
+        for depth in 0..<prefix.length {
+            let next = prefix.address.bit(depth) ? nodes[node].children.1 : nodes[node].children.0
+            guard next >= 0 else { return false }
+            node = Int(next)
+        }
+        return nodes[node].entry >= 0
+    }
+
     public mutating func setLocation(_ location: GeoPoint, prefix: IPPrefix) {
         entries[entryIndex(for: prefix)].location = location
     }

@@ -107,7 +107,8 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
             ("PUT", load, "forged-token-0123456789", #"{"utilization":0.9}"#, 401),      // unknown token
             ("PUT", load, "fra1-token-0123456789", #"{"utilization":0.9}"#, 403),        // another site's token
             ("PUT", load, "measure-token-0123456789", #"{"utilization":0.9}"#, 403),     // wrong role
-            ("PUT", "/v1/sites/par9/load", "par1-token-0123456789", #"{"utilization":0.9}"#, 404),
+            ("PUT", "/v1/sites/par9/load", "par1-token-0123456789", #"{"utilization":0.9}"#, 403), // no probing of names
+            ("PUT", "/v1/sites/par9/load", "admin-token-0123456789", #"{"utilization":0.9}"#, 404),
             ("PUT", load, "par1-token-0123456789", #"{"utilization":"high"}"#, 400),
             ("PUT", load, "par1-token-0123456789", #"{"utilization":11}"#, 400),
             ("PUT", load, "par1-token-0123456789", #"{"utilization":-1}"#, 400),
@@ -141,7 +142,7 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
         try await eventually { try await server.site("par1")["utilization"] as? Double == 0.5 }
         let metrics = try await server.request("GET", "/metrics").1
         #expect(metrics.contains(#"resolverd_http_rejected_total{status="401"} 3"#))
-        #expect(metrics.contains(#"resolverd_http_rejected_total{status="403"} 4"#))
+        #expect(metrics.contains(#"resolverd_http_rejected_total{status="403"} 5"#))
         #expect(metrics.contains(#"resolverd_site_utilization{site="par1"} 0.5"#))
         #expect(metrics.contains("resolverd_dns_queries_total{transport=\"udp\",rcode=\"NOERROR\"}"))
     }
@@ -240,7 +241,7 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
               prometheus: "http://127.0.0.1:\(promPort)"
               interval: 1
               queries:
-                par1: 'site_utilization{site="par1"}'
+                par1: 'site_utilization{site="par1"} + 0'   # '+' must survive URL encoding
             """)
         defer { server.dns.stop() }
         try await eventually(40) { try await server.site("par1")["utilization"] as? Double == 0.97 }

@@ -81,6 +81,8 @@ import Testing
         #expect(store.authenticate(authorization: "Bearer fra1-token-012345678") == nil)
         #expect(store.authenticate(authorization: "fra1-token-0123456789") == nil)
         #expect(store.authenticate(authorization: nil) == nil)
+        #expect(store.authenticate(authorization: "bearer fra1-token-0123456789") == .site("fra1")) // scheme is case-insensitive
+        #expect(store.authenticate(authorization: "Bearer ") == nil)
 
         try """
             "short": {site: fra1}
@@ -97,5 +99,22 @@ import Testing
         #expect(lines.contains("bad.yaml:3: tokens[3].role: role must be admin or measurement"))
         #expect(lines.contains("bad.yaml:4: tokens[4]: sha256: needs 64 hex digits"))
         #expect(!lines.joined().contains("another-token")) // secrets never appear in messages
+
+        // A YAML syntax error must not quote the line (it may hold a token in the clear).
+        try "\"fra1-token-0123456789\": {site: fra1}\n\"secret-token-0123456789: [unclosed\n"
+            .write(toFile: directory + "/broken.yaml", atomically: true, encoding: .utf8)
+        guard case .failure(let broken) = TokenStore.load(path: directory + "/broken.yaml", siteIDs: ["fra1"]) else {
+            Issue.record("expected a YAML error"); return
+        }
+        #expect(broken.errors.count == 1 && broken.errors[0].description.hasPrefix("broken.yaml:"))
+        #expect(!broken.errors[0].description.contains("secret-token") && !broken.errors[0].description.contains("fra1-token"))
+
+        let sameHash = TokenStore.hash("same-token-0123456789").map { String(format: "%02x", $0) }.joined()
+        try "\"same-token-0123456789\": {site: fra1}\n\"sha256:\(sameHash)\": {role: admin}\n"
+            .write(toFile: directory + "/twice.yaml", atomically: true, encoding: .utf8)
+        guard case .failure(let twice) = TokenStore.load(path: directory + "/twice.yaml", siteIDs: ["fra1"]) else {
+            Issue.record("expected a duplicate error"); return
+        }
+        #expect(twice.errors.map(\.description).contains { $0.contains("listed twice") })
     }
 }

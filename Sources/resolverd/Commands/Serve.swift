@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import Resolver
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `resolverd serve`: runs the daemon until SIGTERM or SIGINT; SIGHUP reloads.
@@ -51,7 +52,7 @@ struct Serve: AsyncParsableCommand {
                                                   maxTCPConnections: config.tcpMaxConnections),
             store: store, group: group, logger: logger)
         let tokens = TokenBox(loaded.tokens)
-        let reloader = Reloader(configPath: options.config, store: store, tokens: tokens, logger: logger)
+        let reloader = Reloader(configPath: options.config, store: store, tokens: tokens, logger: logger, startup: config)
         let writer = SteeringWriter(store: store)
         let checks = HealthCheckStatus(sites: Set(config.sites.filter { $0.check != nil }.map(\.id)))
 
@@ -96,20 +97,45 @@ struct Serve: AsyncParsableCommand {
 /// Reloads configuration, zones and tokens. The new state is built completely before it is
 /// published, so queries see either the old state or the new one; a bad reload keeps the
 /// old state and logs every error.
-struct Reloader: Sendable {
+final class Reloader: Sendable {
     let configPath: String
     let store: StateStore
     let tokens: TokenBox
     let logger: Logger
+    /// One reload at a time (SIGHUP and POST /v1/reload may coincide), so state and tokens
+    /// always come from the same files.
+    private let serial = Mutex(())
 
-    /// Returns the errors that kept the old state (empty on success).
+    /// What the sockets, checks and pull source were started with.
+    let startup: Configuration
+
+    init(configPath: String, store: StateStore, tokens: TokenBox, logger: Logger, startup: Configuration) {
+        self.startup = startup
+        self.configPath = configPath
+        self.store = store
+        self.tokens = tokens
+        self.logger = logger
+    }
+
+    /// Returns the errors that kept the old state (empty on success). Listening addresses,
+    /// health checks and the pull source are set up at start: changing them needs a restart,
+    /// and a reload that changes them says so.
     @discardableResult
     func reload() -> [SourceError] {
+        serial.withLock { _ in reloadSerially() }
+    }
+
+    private func reloadSerially() -> [SourceError] {
         let old = store.state
-        switch StateLoader.load(configPath: configPath, ledger: old.ledger) {
+        switch StateLoader.load(configPath: configPath, previous: old) {
         case .success(let loaded):
             store.update { current in loaded.state.carryingOver(from: current) }
             tokens.replace(loaded.tokens)
+            let changed = startup.restartOnlyDifferences(from: loaded.configuration)
+            if !changed.isEmpty {
+                logger.warning("reload applied, but these take effect only after a restart",
+                               metadata: ["settings": "\(changed.joined(separator: ", "))"])
+            }
             logger.info("reloaded", metadata: ["zones": "\(loaded.state.catalog.zones.count)",
                                                "records": "\(loaded.state.catalog.recordCount)"])
             return []

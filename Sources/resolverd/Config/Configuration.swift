@@ -143,3 +143,23 @@ struct Configuration: Sendable {
         return (config, reader.errors)
     }
 }
+
+extension Configuration {
+    /// Settings fixed at start (sockets, health checks, the pull source) that differ in `other`.
+    func restartOnlyDifferences(from other: Configuration) -> [String] {
+        var changed: [String] = []
+        if dnsListen != other.dnsListen { changed.append("dns.listen") }
+        if httpListen != other.httpListen { changed.append("http.listen") }
+        if tcpIdleTimeoutSeconds != other.tcpIdleTimeoutSeconds || tcpMaxConnections != other.tcpMaxConnections {
+            changed.append("dns.tcp-*")
+        }
+        let checks = Dictionary(sites.map { ($0.id, $0.check) }, uniquingKeysWith: { first, _ in first })
+        let otherChecks = Dictionary(other.sites.map { ($0.id, $0.check) }, uniquingKeysWith: { first, _ in first })
+        if checks != otherChecks { changed.append("sites.*.check") }
+        if pull?.server != other.pull?.server || pull?.interval != other.pull?.interval
+            || pull?.queries.map({ "\($0.site)=\($0.query)" }) != other.pull?.queries.map({ "\($0.site)=\($0.query)" }) {
+            changed.append("pull")
+        }
+        return changed
+    }
+}

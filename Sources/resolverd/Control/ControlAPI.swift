@@ -46,13 +46,14 @@ struct ControlAPI: Sendable {
     func putLoad(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         guard let principal = authenticate(request) else { return reject(request, .unauthorized, "missing or unknown bearer token") }
         let site = context.parameters.get("site") ?? ""
-        guard store.state.steering.siteIndex(site) != nil else { return reject(request, .notFound, "unknown site \"\(site)\"") }
+        // Permission before existence, so a site token cannot probe which site names exist.
         switch principal {
         case .site(let own) where own == site: break
         case .admin: break
         case .site: return reject(request, .forbidden, "this token may report only for its own site")
         case .measurement: return reject(request, .forbidden, "measurement tokens may not report load")
         }
+        guard store.state.steering.siteIndex(site) != nil else { return reject(request, .notFound, "unknown site \"\(site)\"") }
         guard let body = await collect(request) else { return reject(request, .badRequest, "body larger than 64 KiB") }
         do {
             let report = try LoadReport.parse(body)

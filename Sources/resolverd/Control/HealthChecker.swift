@@ -78,6 +78,8 @@ struct HealthChecker: ServiceLifecycle.Service {
             do {
                 let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url),
                                                                    timeout: .milliseconds(Int64(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)))
+                // Read (and bound) the body so the connection can be reused or closed cleanly.
+                _ = try? await response.body.collect(upTo: 1 << 20)
                 return (200..<400).contains(Int(response.status.code))
             } catch {
                 return false

@@ -40,8 +40,13 @@ struct PrometheusPull: ServiceLifecycle.Service {
     /// Evaluates an instant query and returns the first sample's value.
     static func query(server: String, expression: String) async throws -> Double {
         var components = URLComponents(string: server)
-        components?.path = "/api/v1/query"
-        components?.queryItems = [URLQueryItem(name: "query", value: expression)]
+        // Keep a base path (Prometheus behind a prefix such as /prometheus).
+        let basePath = (components?.path ?? "").replacingOccurrences(of: "/$", with: "", options: .regularExpression)
+        components?.path = basePath + "/api/v1/query"
+        // '+' must be escaped: form decoding would read it as a space and change the PromQL.
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "+&=;")
+        components?.percentEncodedQuery = "query=" + (expression.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")
         guard let url = components?.url?.absoluteString else { throw PullError(description: "bad URL \(server)") }
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(5))
         let body = try await response.body.collect(upTo: 1 << 20)

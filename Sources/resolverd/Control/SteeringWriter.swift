@@ -17,6 +17,8 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
 
     let store: StateStore
     let interval: Duration
+    /// Prefixes the latency map may hold at most (files included).
+    static let maxLatencyPrefixes = 2_000_000
     private let pending = Mutex(Pending())
     /// Published snapshots and applied updates, for metrics and tests.
     let swaps = Atomic<Int>(0)
@@ -65,6 +67,11 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
                 if let index = steering.siteIndex(id) { steering.checksPassing[index] = passing }
             }
             for item in batch.latency {
+                // Measurements may refine known prefixes freely, but may add new ones only up
+                // to a bound: a measurement token must not be able to grow memory without limit.
+                if steering.latency.prefixCount >= Self.maxLatencyPrefixes && !steering.latency.hasEntry(item.prefix) {
+                    continue
+                }
                 if let index = steering.siteIndex(item.site) {
                     steering.latency.setRTT(item.rtt, prefix: item.prefix, site: index, alpha: LatencyMap.defaultAlpha)
                 }

@@ -33,8 +33,14 @@ struct TokenStore: Sendable {
             return .failure(ZoneLoadError(errors: [SourceError(file: name, line: 0, message: "cannot read tokens file")]))
         }
         let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch {
-            return .failure(ZoneLoadError(errors: [SourceError(file: name, line: 1, message: "YAML: \(error)")]))
+        do { root = try Yams.compose(yaml: text) } catch let YamlError.scanner(_, problem, mark, _), let YamlError.parser(_, problem, mark, _) {
+            // Only the problem and the line: Yams's own description quotes the line, which may
+            // hold a token in the clear.
+            return .failure(ZoneLoadError(errors: [SourceError(file: name, line: mark.line, message: "YAML: \(problem)")]))
+        } catch YamlError.duplicatedKeysInMapping {
+            return .failure(ZoneLoadError(errors: [SourceError(file: name, line: 1, message: "the same token is listed twice")]))
+        } catch {
+            return .failure(ZoneLoadError(errors: [SourceError(file: name, line: 1, message: "not a valid YAML tokens file")]))
         }
         let reader = ConfigReader(file: name)
         var store = TokenStore()
@@ -58,20 +64,26 @@ struct TokenStore: Sendable {
                 reader.error(line: line, path, "expected {site: ID} or {role: admin|measurement}")
                 continue
             }
+            let hash: [UInt8]
             if token.hasPrefix("sha256:") {
                 let hex = token.dropFirst(7)
-                guard hex.count == 64, let hash = Self.bytes(hex: hex) else {
+                guard hex.count == 64, let bytes = Self.bytes(hex: hex) else {
                     reader.error(line: line, path, "sha256: needs 64 hex digits")
                     continue
                 }
-                store.entries.append((hash, principal))
+                hash = bytes
             } else {
                 guard token.utf8.count >= 16 else {
                     reader.error(line: line, path, "token shorter than 16 characters")
                     continue
                 }
-                store.entries.append((Self.hash(token), principal))
+                hash = Self.hash(token)
             }
+            guard !store.entries.contains(where: { $0.hash == hash }) else {
+                reader.error(line: line, path, "the same token is listed twice")
+                continue
+            }
+            store.entries.append((hash, principal))
         }
         return reader.errors.isEmpty ? .success(store) : .failure(ZoneLoadError(errors: reader.errors))
     }
@@ -83,7 +95,8 @@ struct TokenStore: Sendable {
 
     /// The principal of an `Authorization: Bearer …` header, or nil.
     func authenticate(authorization: String?) -> Principal? {
-        guard let authorization, authorization.hasPrefix("Bearer ") else { return nil }
+        // The scheme name is case-insensitive (RFC 9110 §11.1).
+        guard let authorization, authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return nil }
         let presented = Self.hash(String(authorization.dropFirst(7)))
         var found: Principal? = nil
         // Every entry is compared, whatever matched, so time does not depend on which did.

@@ -12,7 +12,9 @@ struct LoadedState: Sendable {
 }
 
 enum StateLoader {
-    static func load(configPath: String, ledger: AnswerLedger? = nil) -> Result<LoadedState, ZoneLoadError> {
+    /// - Parameter previous: the state being replaced; its answer ledger carries over when the
+    ///   sites are the same, in the same order (the ledger is indexed by site).
+    static func load(configPath: String, previous: ServingState? = nil) -> Result<LoadedState, ZoneLoadError> {
         let (partial, configErrors) = Configuration.loadPartial(path: configPath)
         guard let configuration = partial else { return .failure(ZoneLoadError(errors: configErrors)) }
         var errors = configErrors
@@ -43,8 +45,8 @@ enum StateLoader {
         guard errors.isEmpty else {
             return .failure(ZoneLoadError(errors: errors.sorted { ($0.file, $0.line) < ($1.file, $1.line) }))
         }
-        var reuse = ledger
-        if reuse?.siteCount != steering.sites.count { reuse = nil }
+        let sameSites = previous.map { $0.steering.sites.map(\.id) == steering.sites.map(\.id) } ?? false
+        let reuse = sameSites ? previous?.ledger : nil
         let state = ServingState(catalog: catalog, nsid: configuration.nsid.map { Array($0.utf8) },
                                  steering: steering, services: services, ledger: reuse)
         return .success(LoadedState(configuration: configuration, state: state, tokens: tokens))
