@@ -18,7 +18,19 @@ extension ServingState {
         // Time one decision in 64: enough for the histogram, two clock reads spared for the rest.
         let timed = sequence & 63 == 0
         let start = timed ? ContinuousClock.now : nil
-        let decision = Selector.select(service: service, client: client, snapshot: steering, now: now, sequence: sequence)
+        let decision: Decision
+        if service.affinityHold > 0 && service.policy == .responseTime {
+            // Sticky: keep the client's site while it stays good enough (Affinity).
+            let key = AffinityTable.Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
+            let outcome = Affinity.decide(service: service, client: client, snapshot: steering, now: now,
+                                          existing: affinity.binding(for: key),
+                                          newBindingShare: affinity.newBindingShare(sites: steering.sites, now: now))
+            affinity.record(outcome, service: service.name, now: now)
+            metrics.binding(outcome.event)
+            decision = outcome.decision
+        } else {
+            decision = Selector.select(service: service, client: client, snapshot: steering, now: now, sequence: sequence)
+        }
         if let start {
             let elapsed = ContinuousClock.now - start
             metrics.decision(nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)

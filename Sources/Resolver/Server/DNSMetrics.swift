@@ -13,6 +13,11 @@ public final class DNSMetrics: Sendable {
     /// Indexed by [service][site].
     private let answers: [[Counter]]
     private let decisionTime: Metrics.Timer
+    private let bindingsCreated: Counter
+    private let bindingsKept: Counter
+    private let bindingsExpired: Counter
+    /// Answer changes for a bound prefix (churn), by reason.
+    private let bindingsMoved: [MoveReason: Counter]
 
     public init(steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: [])) {
         queries = [Transport.udp, .tcp].map { transport in
@@ -29,6 +34,23 @@ public final class DNSMetrics: Sendable {
             }
         }
         decisionTime = Metrics.Timer(label: "resolverd_decision_seconds")
+        bindingsCreated = Counter(label: "resolverd_bindings_created_total")
+        bindingsKept = Counter(label: "resolverd_bindings_kept_total")
+        bindingsExpired = Counter(label: "resolverd_bindings_expired_total")
+        var moved: [MoveReason: Counter] = [:]
+        for reason in MoveReason.allCases {
+            moved[reason] = Counter(label: "resolverd_bindings_moved_total", dimensions: [("reason", reason.rawValue)])
+        }
+        bindingsMoved = moved
+    }
+
+    func binding(_ event: BindingEvent) {
+        switch event {
+        case .kept: bindingsKept.increment()
+        case .created: bindingsCreated.increment()
+        case .expired: bindingsExpired.increment()
+        case .moved(let reason): bindingsMoved[reason]?.increment()
+        }
     }
 
     /// Metrics for a new configuration: same DNS counters, answer counters for its services.

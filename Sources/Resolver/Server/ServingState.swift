@@ -41,21 +41,26 @@ public final class ServingState: Sendable {
     /// Counts answers per site for the anti-herding estimate; shared across states.
     public let ledger: AnswerLedger
     public let metrics: DNSMetrics
+    /// Client bindings (flow affinity); keyed by site ID, so shared across reloads.
+    public let affinity: AffinityTable
 
     public init(catalog: Catalog, nsid: [UInt8]? = nil, steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: []),
-                services: [DNSName: ServiceEntry] = [:], ledger: AnswerLedger? = nil, metrics: DNSMetrics? = nil) {
+                services: [DNSName: ServiceEntry] = [:], ledger: AnswerLedger? = nil, metrics: DNSMetrics? = nil,
+                affinity: AffinityTable? = nil) {
         self.catalog = catalog
         self.nsid = nsid
         self.steering = steering
         self.services = services
         self.ledger = ledger ?? AnswerLedger(siteCount: steering.sites.count)
         self.metrics = metrics ?? DNSMetrics(steering: steering)
+        self.affinity = affinity ?? AffinityTable()
     }
 
     /// The same state with another steering snapshot (new reports, new directed load): the
-    /// sites and services are unchanged, so the ledger and metrics carry over.
+    /// sites and services are unchanged, so the ledger, metrics and bindings carry over.
     public func with(steering: SteeringSnapshot) -> ServingState {
-        ServingState(catalog: catalog, nsid: nsid, steering: steering, services: services, ledger: ledger, metrics: metrics)
+        ServingState(catalog: catalog, nsid: nsid, steering: steering, services: services, ledger: ledger, metrics: metrics,
+                     affinity: affinity)
     }
 
     public static let empty = ServingState(catalog: .empty)

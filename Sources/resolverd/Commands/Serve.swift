@@ -77,6 +77,11 @@ struct Serve: AsyncParsableCommand {
         if !targets.isEmpty {
             services.append(.init(service: HealthChecker(targets: targets, writer: writer, logger: logger)))
         }
+        if let directory = config.stateDirectory {
+            let persister = BindingPersister(directory: directory, store: store, logger: logger)
+            persister.restore()
+            services.append(.init(service: persister))
+        }
         if let pull = config.pull {
             services.append(.init(service: PrometheusPull(configuration: pull, writer: writer, logger: logger)))
         }

@@ -158,7 +158,7 @@ extension Configuration {
             self.pull = pull
         default: // steering
             let keys: Set<String> = ["fresh-for", "stale-after", "unknown-utilization", "default-service-ms",
-                                     "max-compute-ms", "all-down", "load-per-answer"]
+                                     "max-compute-ms", "all-down", "load-per-answer", "max-bindings"]
             for (field, item) in reader.mapping(value, "steering", allowed: keys) {
                 let path = "steering.\(field)"
                 switch field {
@@ -168,6 +168,8 @@ extension Configuration {
                     scoring.unknownUtilization = reader.double(item, path, range: 0...1) ?? scoring.unknownUtilization
                 case "default-service-ms":
                     scoring.defaultServiceMs = reader.double(item, path, range: 0.001...60_000) ?? scoring.defaultServiceMs
+                case "max-bindings":
+                    maxBindings = reader.int(item, path, range: 10...100_000_000) ?? maxBindings
                 case "load-per-answer":
                     scoring.loadPerAnswer = reader.double(item, path, range: 0...1e6) ?? scoring.loadPerAnswer
                 case "max-compute-ms":

@@ -55,6 +55,8 @@ struct Configuration: Sendable {
     var locationsFile: String? = nil
     var scoring = ScoringParameters()
     var pull: PullConfig? = nil
+    /// Most client bindings kept (flow affinity); the least recently used go first.
+    var maxBindings = 1_000_000
     var pullLines: [String: Int] = [:]
 
     static let topLevelKeys: Set<String> = ["dns", "http", "zones", "state", "sites", "services", "latency", "steering", "pull"]

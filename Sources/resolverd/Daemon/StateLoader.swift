@@ -48,7 +48,8 @@ enum StateLoader {
         let sameSites = previous.map { $0.steering.sites.map(\.id) == steering.sites.map(\.id) } ?? false
         let reuse = sameSites ? previous?.ledger : nil
         let state = ServingState(catalog: catalog, nsid: configuration.nsid.map { Array($0.utf8) },
-                                 steering: steering, services: services, ledger: reuse)
+                                 steering: steering, services: services, ledger: reuse,
+                                 affinity: previous?.affinity ?? AffinityTable(capacity: configuration.maxBindings))
         return .success(LoadedState(configuration: configuration, state: state, tokens: tokens))
     }
 

@@ -1,0 +1,163 @@
+/// A client prefix bound to a site for a service (flow affinity).
+public struct Binding: Hashable, Sendable, Codable {
+    /// The site's ID (not its index, so a binding survives a reordered configuration).
+    public var site: String
+    public var boundAt: Double
+    public var lastSeen: Double
+
+    public init(site: String, boundAt: Double, lastSeen: Double) {
+        self.site = site
+        self.boundAt = boundAt
+        self.lastSeen = lastSeen
+    }
+}
+
+/// What happened to a client's binding in one decision.
+public enum BindingEvent: Hashable, Sendable {
+    case kept
+    case created
+    /// The binding had lapsed (no query for `hold` seconds) and was made anew.
+    case expired
+    case moved(MoveReason)
+}
+
+public enum MoveReason: String, Hashable, Sendable, CaseIterable {
+    case unhealthy, stale, overloaded
+    case checkFailing = "check-failing"
+    /// Still eligible, but more than `margin` worse than the best site.
+    case worse
+    /// The site is no longer one of the service's sites.
+    case removed
+}
+
+/// Sticky, deterministic site choice on top of `Selector` (a pure function like it).
+///
+/// - A bound client stays on its site while the site is eligible and its score is within
+///   `margin` (relative) of the best site's score.
+/// - A new (or moved) client is placed by a weighted rendezvous hash (highest random weight)
+///   of (client prefix, site) among the sites within the margin of the best, weighted by their
+///   headroom. Two instances with the same configuration and reports therefore give the same
+///   answer without sharing state, and a change at one site moves only clients that must move.
+/// - Bounded load: a site that has already received more than (1 + ε) times its fair share of
+///   recent new bindings is skipped while another candidate is within the margin.
+public enum Affinity {
+    /// The binding key's prefix length: the ECS source prefix, at most /24 (IPv4) or /56 (IPv6),
+    /// so that one binding covers a typical customer network, not a single host.
+    public static func keyPrefix(for client: Client) -> IPPrefix {
+        let cap = client.address.family == .ipv4 ? 24 : 56
+        return IPPrefix(address: client.address, length: min(client.prefixLength, cap))!
+    }
+
+    public struct Outcome: Sendable {
+        public var decision: Decision
+        public var binding: Binding?
+        public var event: BindingEvent
+        /// The prefix the binding is kept for.
+        public var key: IPPrefix
+
+        public init(decision: Decision, binding: Binding?, event: BindingEvent, key: IPPrefix) {
+            self.decision = decision
+            self.binding = binding
+            self.event = event
+            self.key = key
+        }
+    }
+
+    /// - Parameters:
+    ///   - existing: the client's current binding for this service, if any.
+    ///   - newBindingShare: per site index, its fraction of the new bindings made recently
+    ///     (empty: no bound-load limit).
+    ///   - epsilon: the bounded-load slack.
+    public static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
+                              existing: Binding?, newBindingShare: [Double] = [], epsilon: Double = 0.25) -> Outcome {
+        var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now)
+        let key = keyPrefix(for: client)
+        let eligible = decision.candidates.filter { $0.excluded == nil }
+        // Nothing to be sticky about when every site is excluded: the all-down answer stands.
+        guard let best = eligible.min(by: { ($0.score, $0.site) < ($1.score, $1.site) }) else {
+            return Outcome(decision: decision, binding: nil, event: existing == nil ? .created : .moved(.unhealthy), key: key)
+        }
+        let limit = best.score * (1 + service.affinityMargin)
+
+        var event: BindingEvent = .created
+        if let existing {
+            if now - existing.lastSeen > service.affinityHold {
+                event = .expired
+            } else if let index = snapshot.siteIndex(existing.site), let bound = decision.candidates.first(where: { $0.site == index }) {
+                switch bound.excluded {
+                case nil where bound.score <= limit:
+                    decision.sites = [index] + eligible.filter { $0.site != index }
+                        .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(max(service.answers, 1) - 1).map(\.site)
+                    decision.ttl = adaptiveTTL(service: service, chosen: bound, candidates: eligible, snapshot: snapshot)
+                    decision.scope = eligible.count > 1 ? max(decision.scope, key.length) : 0
+                    let renewed = Binding(site: existing.site, boundAt: existing.boundAt, lastSeen: now)
+                    return Outcome(decision: decision, binding: renewed, event: .kept, key: key)
+                case nil: event = .moved(.worse)
+                case .unhealthy?: event = .moved(.unhealthy)
+                case .stale?: event = .moved(.stale)
+                case .overloaded?: event = .moved(.overloaded)
+                case .checkFailing?: event = .moved(.checkFailing)
+                }
+            } else {
+                event = .moved(.removed)
+            }
+        }
+
+        // Place the client: rendezvous among the sites within the margin of the best.
+        var pool = eligible.filter { $0.score <= limit }
+        if !newBindingShare.isEmpty && pool.count > 1 {
+            let fair = 1.0 / Double(pool.count)
+            let unloaded = pool.filter { $0.site >= newBindingShare.count || newBindingShare[$0.site] <= (1 + epsilon) * fair }
+            if !unloaded.isEmpty { pool = unloaded }
+        }
+        let chosen = pool.max { lhs, rhs in
+            let a = rendezvousWeight(key: key, site: snapshot.sites[lhs.site].id, weight: headroom(lhs))
+            let b = rendezvousWeight(key: key, site: snapshot.sites[rhs.site].id, weight: headroom(rhs))
+            return (a, rhs.site) < (b, lhs.site)
+        }!
+        decision.sites = [chosen.site] + eligible.filter { $0.site != chosen.site }
+            .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(max(service.answers, 1) - 1).map(\.site)
+        decision.ttl = adaptiveTTL(service: service, chosen: chosen, candidates: eligible, snapshot: snapshot)
+        // The hash reads the whole key prefix: the answer holds for that prefix, no wider.
+        decision.scope = eligible.count > 1 ? max(decision.scope, key.length) : 0
+        let binding = Binding(site: snapshot.sites[chosen.site].id, boundAt: now, lastSeen: now)
+        return Outcome(decision: decision, binding: binding, event: event, key: key)
+    }
+
+    static func headroom(_ candidate: Candidate) -> Double { max(1 - candidate.utilization, 0.01) }
+
+    /// Weighted highest-random-weight score: −w / ln(u), u uniform in (0, 1) from a hash of
+    /// (prefix, site). The site with the highest value wins; its chance is proportional to w.
+    static func rendezvousWeight(key: IPPrefix, site: String, weight: Double) -> Double {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 // FNV-1a, then a 64-bit finaliser
+        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        for byte in key.address.bytes { mix(byte) }
+        mix(UInt8(key.length))
+        for byte in site.utf8 { mix(byte) }
+        hash ^= hash >> 33
+        hash &*= 0xFF51_AFD7_ED55_8CCD
+        hash ^= hash >> 33
+        hash &*= 0xC4CE_B9FE_1A85_EC53
+        hash ^= hash >> 33
+        let unit = (Double(hash >> 11) + 0.5) / Double(1 << 53)
+        return -weight / log(unit)
+    }
+
+    /// The service TTL, shortened when clients may soon need to move: the site is near
+    /// capacity, its report is ageing, or another site is almost as good. Never below 5 s
+    /// (or the service TTL if that is lower).
+    static func adaptiveTTL(service: Service, chosen: Candidate, candidates: [Candidate], snapshot: SteeringSnapshot) -> UInt32 {
+        var ttl = Double(service.ttl)
+        if chosen.utilization > 0.8 { ttl *= max(0.25, (1 - chosen.utilization) / 0.2) }
+        if let age = chosen.reportAge, age > snapshot.parameters.freshFor { ttl *= 0.5 }
+        let others = candidates.filter { $0.site != chosen.site }.map(\.score)
+        if let runnerUp = others.min(), runnerUp <= chosen.score * 1.05 { ttl *= 0.5 }
+        return UInt32(max(min(5, Double(service.ttl)), ttl.rounded()))
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
