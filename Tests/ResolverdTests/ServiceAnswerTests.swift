@@ -202,3 +202,58 @@ enum Example {
         #expect(plain.contains("IN\tA\t192.0.2.") && !plain.contains("CLIENT-SUBNET"))
     }
 }
+
+/// Bindings survive a restart through the state directory.
+@Suite(.serialized) struct AffinityRestartTests {
+    static func config(state: String) -> (Int) -> String {
+        { port in
+            """
+            dns:
+              listen: ["127.0.0.1:\(port)"]
+            zones: \(Paths.zones)
+            state: \(state)
+            sites:
+              fra1: {addresses: [192.0.2.10], capacity: 800}
+              ams1: {addresses: [192.0.2.20], capacity: 600}
+              par1: {addresses: [192.0.2.30], capacity: 400}
+            services:
+              api.svc.example.: {sites: [fra1, ams1, par1], ttl: 20, affinity: {hold: 300, margin: 0.5}}
+            """
+        }
+    }
+
+    static let subnets = (1...12).map { "198.51.\($0).0/24" }
+
+    func answers(_ server: LiveServer) throws -> [String] {
+        try Self.subnets.map { try server.dig(["api.svc.example.", "A", "+short", "+subnet=\($0)"]) }
+    }
+
+    @Test func aRestartKeepsExistingClientsOnTheirSites() throws {
+        let state = try Paths.temporaryDirectory() + "/state"
+        let first = try LiveServer(makeConfig: Self.config(state: state))
+        let before = try answers(first)
+        #expect(Set(before).count > 1) // the clients are spread over several sites
+        #expect(first.stop() == 0)
+        let snapshot = try String(contentsOfFile: state + "/bindings.json", encoding: .utf8)
+        for subnet in Self.subnets { #expect(snapshot.contains("\"\(subnet)\"")) }
+
+        // Rewrite the snapshot so every client is bound to par1: after the restart the answers
+        // must follow the restored bindings, not a fresh choice.
+        let rebound = snapshot.replacingOccurrences(of: "\"fra1\"", with: "\"par1\"").replacingOccurrences(of: "\"ams1\"", with: "\"par1\"")
+        try rebound.write(toFile: state + "/bindings.json", atomically: true, encoding: .utf8)
+        let second = try LiveServer(makeConfig: Self.config(state: state))
+        defer { second.stop() }
+        #expect(second.log.contains("bindings restored"))
+        #expect(try answers(second) == Array(repeating: "192.0.2.30\n", count: Self.subnets.count))
+    }
+
+    @Test func aCorruptSnapshotIsReportedAndIgnored() throws {
+        let state = try Paths.temporaryDirectory() + "/state"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        try "{not json".write(toFile: state + "/bindings.json", atomically: true, encoding: .utf8)
+        let server = try LiveServer(makeConfig: Self.config(state: state))
+        defer { server.stop() }
+        #expect(server.log.contains("binding snapshot is corrupt"))
+        #expect(try server.dig(["api.svc.example.", "A", "+short", "+subnet=198.51.1.0/24"]).hasPrefix("192.0.2."))
+    }
+}

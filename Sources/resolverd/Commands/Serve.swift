@@ -172,7 +172,7 @@ struct DirectedLoadPublisher: ServiceLifecycle.Service {
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: .seconds(1))
+            await pause(.seconds(1))
             store.update { state in
                 var steering = state.steering
                 guard !steering.sites.isEmpty else { return state }

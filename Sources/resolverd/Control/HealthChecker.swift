@@ -56,7 +56,7 @@ struct HealthChecker: ServiceLifecycle.Service {
                 }
             }
             let jitter = Double.random(in: 0.8...1.2)
-            try? await Task.sleep(for: interval * jitter)
+            await pause(interval * jitter)
         }
     }
 

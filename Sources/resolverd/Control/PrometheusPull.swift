@@ -29,7 +29,7 @@ struct PrometheusPull: ServiceLifecycle.Service {
                     logger.warning("prometheus pull failed", metadata: ["site": "\(site)", "error": "\(error)"])
                 }
             }
-            try? await Task.sleep(for: .seconds(configuration.interval))
+            await pause(.seconds(configuration.interval))
         }
     }
 

@@ -44,7 +44,7 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: interval)
+            await pause(interval)
             flush()
         }
         flush()

@@ -47,7 +47,7 @@ struct BindingPersister: ServiceLifecycle.Service {
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: interval)
+            await pause(interval)
             sweep()
             save()
         }
@@ -67,7 +67,9 @@ struct BindingPersister: ServiceLifecycle.Service {
         }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let data = try JSONEncoder().encode(entries)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+            let data = try encoder.encode(entries)
             let temporary = path + ".tmp"
             guard FileManager.default.createFile(atPath: temporary, contents: nil) else {
                 throw CocoaError(.fileWriteUnknown)
