@@ -4,11 +4,20 @@ public struct Binding: Hashable, Sendable, Codable {
     public var site: String
     public var boundAt: Double
     public var lastSeen: Double
+    /// Queries answered from this binding: with its age, the prefix's demand.
+    public var queries: Int
 
-    public init(site: String, boundAt: Double, lastSeen: Double) {
+    public init(site: String, boundAt: Double, lastSeen: Double, queries: Int = 1) {
         self.site = site
         self.boundAt = boundAt
         self.lastSeen = lastSeen
+        self.queries = queries
+    }
+
+    /// DNS queries per second from the bound prefix since the binding was made; at least one
+    /// TTL is assumed to have passed, as a resolver asks at most once per TTL.
+    public func queryRate(now: Double, ttl: Double) -> Double {
+        Double(queries) / max(now - boundAt, ttl, 1)
     }
 }
 
@@ -90,7 +99,8 @@ public enum Affinity {
                         .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(max(service.answers, 1) - 1).map(\.site)
                     decision.ttl = adaptiveTTL(service: service, chosen: bound, candidates: eligible, snapshot: snapshot)
                     decision.scope = eligible.count > 1 ? max(decision.scope, key.length) : 0
-                    let renewed = Binding(site: existing.site, boundAt: existing.boundAt, lastSeen: now)
+                    let renewed = Binding(site: existing.site, boundAt: existing.boundAt, lastSeen: now,
+                                          queries: existing.queries + 1)
                     return Outcome(decision: decision, binding: renewed, event: .kept, key: key)
                 case nil: event = .moved(.worse)
                 case .unhealthy?: event = .moved(.unhealthy)

@@ -93,6 +93,28 @@ public final class AffinityTable: Sendable {
         }
     }
 
+    /// Anti-herding: per site index, the request rate this server has sent there through
+    /// bindings made since the site's last report (which therefore cannot include it):
+    /// Σ bindings × their prefix's query rate × `requestsPerQuery`.
+    public func directedLoad(snapshot: SteeringSnapshot, now: Double) -> [Double] {
+        var ttl: [String: Double] = [:]
+        for service in snapshot.services { ttl[service.name] = Double(service.ttl) }
+        var index: [String: Int] = [:]
+        for (position, site) in snapshot.sites.enumerated() { index[site.id] = position }
+        var load = Array(repeating: 0.0, count: snapshot.sites.count)
+        let perQuery = snapshot.parameters.loadPerAnswer
+        guard perQuery > 0 else { return load }
+        state.withLock { state in
+            for (key, binding) in state.bindings {
+                guard let site = index[binding.site] else { continue }
+                let reportedAt = snapshot.loads[site].reportedAt ?? -Double.infinity
+                guard binding.boundAt > reportedAt else { continue }
+                load[site] += binding.queryRate(now: now, ttl: ttl[key.service] ?? 20) * perQuery
+            }
+        }
+        return load
+    }
+
     /// Every binding, for persistence.
     public func entries() -> [(Key, Binding)] {
         state.withLock { $0.bindings.map { ($0.key, $0.value) } }

@@ -53,6 +53,9 @@ public struct Service: Hashable, Sendable {
     public var affinityHold: Double
     public var affinityMargin: Double
 
+    /// Whether answers use sticky bindings (Affinity) rather than a fresh choice per query.
+    public var isSticky: Bool { affinityHold > 0 && policy == .responseTime }
+
     public init(name: String, sites: [Int], ttl: UInt32 = 20, answers: Int = 1, policy: Policy = .responseTime,
                 affinityHold: Double = 300, affinityMargin: Double = 0.2) {
         self.name = name

@@ -201,3 +201,25 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct DirectedLoadTests {
+    /// Bindings made after a site's last report add their prefixes' request rate to it;
+    /// those made before the report are already in it.
+    @Test func bindingsSinceTheReportCount() {
+        var parameters = ScoringParameters()
+        parameters.loadPerAnswer = 2 // requests per DNS query
+        let snapshot = SteeringSnapshot(sites: Sticky.sites, services: [Sticky.service],
+                                        loads: [Sticky.load(0.3, at: 100), Sticky.load(0.3, at: 100), .unknown],
+                                        parameters: parameters)
+        let table = AffinityTable()
+        func bind(_ third: UInt32, to site: String, at time: Double, queries: Int) {
+            let key = IPPrefix(address: .v4(third << 8), length: 24)!
+            table.restore([(AffinityTable.Key(service: "s.", prefix: key), Binding(site: site, boundAt: time, lastSeen: time, queries: queries))])
+        }
+        bind(1, to: "a", at: 50, queries: 100)   // before a's report: already counted by it
+        bind(2, to: "a", at: 150, queries: 40)   // 40 queries over 200 s → 0.2 q/s → 0.4 req/s
+        bind(3, to: "c", at: 340, queries: 10)   // 10 queries over max(10 s, TTL 20 s) → 0.5 q/s → 1 req/s
+        let load = table.directedLoad(snapshot: snapshot, now: 350)
+        #expect(abs(load[0] - 0.4) < 1e-9 && load[1] == 0 && abs(load[2] - 1.0) < 1e-9)
+    }
+}

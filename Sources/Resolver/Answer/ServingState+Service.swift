@@ -19,7 +19,7 @@ extension ServingState {
         let timed = sequence & 63 == 0
         let start = timed ? ContinuousClock.now : nil
         let decision: Decision
-        if service.affinityHold > 0 && service.policy == .responseTime {
+        if service.isSticky {
             // Sticky: keep the client's site while it stays good enough (Affinity).
             let key = AffinityTable.Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
             let outcome = Affinity.decide(service: service, client: client, snapshot: steering, now: now,

@@ -176,7 +176,12 @@ struct DirectedLoadPublisher: ServiceLifecycle.Service {
             store.update { state in
                 var steering = state.steering
                 guard !steering.sites.isEmpty else { return state }
-                steering.directed = DirectedLoad.estimate(snapshot: steering, ledger: state.ledger, now: SteeringClock.now())
+                let now = SteeringClock.now()
+                // Bindings carry the load of sticky services; the answer ledger that of the
+                // others (policies without affinity).
+                let bound = state.affinity.directedLoad(snapshot: steering, now: now)
+                let answered = DirectedLoad.estimate(snapshot: steering, ledger: state.ledger, now: now, excludingSticky: true)
+                steering.directed = zip(bound, answered).map { $0 + $1 }
                 return state.with(steering: steering)
             }
         }

@@ -40,6 +40,9 @@ final class MetricsExporter: Sendable {
             }
         }
         registry.makeGauge(name: "resolverd_zones", labels: []).set(Double(state.catalog.zones.count))
+        registry.makeGauge(name: "resolverd_bindings", labels: []).set(Double(state.affinity.count))
+        // Cumulative, read from the table at scrape time.
+        registry.makeGauge(name: "resolverd_bindings_evicted", labels: []).set(Double(state.affinity.counts.evicted))
         return registry.emitToString()
     }
 }
