@@ -13,17 +13,20 @@ public struct RequestContext: Sendable {
     /// The source address of the packet; the ECS address takes its place for selection.
     public var source: IPAddress?
 
-    /// Seconds on the steering clock (wall clock time), injected for tests.
-    public var now: Double
+    /// Seconds on the steering clock, injected by tests; nil means "read the clock", which is
+    /// done only for the queries that need it (service names), not for static answers.
+    public var injectedNow: Double?
     /// A per-transport query counter for the round-robin and weighted baselines.
     public var sequence: UInt64
 
     public init(transport: Transport, source: IPAddress? = nil, now: Double? = nil, sequence: UInt64 = 0) {
         self.transport = transport
         self.source = source
-        self.now = now ?? SteeringClock.now()
+        self.injectedNow = now
         self.sequence = sequence
     }
+
+    public var now: Double { injectedNow ?? SteeringClock.now() }
 }
 
 /// Turns one query packet into one response packet: the whole of answering, with no
