@@ -34,19 +34,24 @@ enum Paths {
     }
 }
 
+/// Calls `body` with an IPv4 loopback socket address for `port` (0: any port).
+func withLoopback<T>(port: Int, host: String = "127.0.0.1", _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr(host)
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+}
+
 /// A loopback port free for both UDP and TCP at the time of the call.
 func freePort() -> Int {
     for _ in 0..<50 {
         let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(udp) }
+        guard withLoopback(port: 0, { bind(udp, $0, $1) }) == 0 else { continue }
         var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(udp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { continue }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(udp, $0, &length) }
@@ -54,10 +59,7 @@ func freePort() -> Int {
         let port = Int(UInt16(bigEndian: address.sin_port))
         let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(tcp) }
-        let tcpBound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(tcp, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if tcpBound == 0 { return port }
+        if withLoopback(port: port, { bind(tcp, $0, $1) }) == 0 { return port }
     }
     fatalError("no free port")
 }
@@ -91,16 +93,8 @@ enum RawDNS {
         defer { close(fd) }
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr(host)
-        address.sin_port = UInt16(port).bigEndian
         let sent = packet.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            withLoopback(port: port, host: host) { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, $1) }
         }
         // A zero timeout means "send only": SO_RCVTIMEO of zero would block forever.
         guard sent == packet.count, timeout > 0 else { return nil }
@@ -115,13 +109,7 @@ enum RawDNS {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var tv = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let connected = withLoopback(port: port) { connect(fd, $0, $1) }
         guard connected == 0 else { close(fd); return nil }
         return fd
     }
