@@ -9,7 +9,7 @@ APT_TEST     := $(APT_RUN) dnsutils knot-dnsutils ldnsutils nsd prometheus curl 
 # Packages the benchmarks need.
 APT_BENCH    := $(APT_TEST) dnsperf util-linux iproute2
 
-.PHONY: run build release test bench check deps-run deps-test deps-bench clean
+.PHONY: run build release test bench simulate check deps-run deps-test deps-bench clean
 
 deps-run:
 	@scripts/apt-ensure $(APT_RUN)
@@ -42,6 +42,12 @@ test: deps-test
 ## resolverd vs NSD with dnsperf, side by side (see bench/README.md).
 bench: deps-bench release
 	bench/run.sh
+
+## Run every scenario in scenarios/ through the steering engine: tables and SVG plots in
+## docs/simulation/, and the README's example table and plot refreshed from them.
+simulate: release
+	.build/release/resolverd simulate scenarios/*.yaml --out docs/simulation
+	python3 scripts/readme-simulation README.md docs/simulation flash-crowd
 
 clean:
 	rm -rf .build

@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "resolverd", targets: ["resolverd"]),
         .library(name: "Resolver", targets: ["Resolver"]),
         .library(name: "Scoring", targets: ["Scoring"]),
+        .library(name: "Simulation", targets: ["Simulation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -30,6 +31,8 @@ let package = Package(
         ),
         // Pure selection logic: no NIO, no DNS.
         .target(name: "Scoring"),
+        // Discrete-event model of clients, resolvers and sites driving the real Scoring code.
+        .target(name: "Simulation", dependencies: ["Scoring"]),
         // DNS: wire format, zones, answering, transports.
         .target(
             name: "Resolver",
@@ -48,6 +51,7 @@ let package = Package(
             dependencies: [
                 "Resolver",
                 "Scoring",
+                "Simulation",
                 "Yams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -63,6 +67,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ScoringTests", dependencies: ["Scoring"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Scoring"]),
         .testTarget(name: "ResolverTests", dependencies: ["Resolver", "Scoring"]),
         .testTarget(
             name: "ResolverdTests",

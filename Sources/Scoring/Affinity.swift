@@ -6,12 +6,15 @@ public struct Binding: Hashable, Sendable, Codable {
     public var lastSeen: Double
     /// Queries answered from this binding: with its age, the prefix's demand.
     public var queries: Int
+    /// The site the prefix was moved away from when this binding was made, if it was.
+    public var previous: String?
 
-    public init(site: String, boundAt: Double, lastSeen: Double, queries: Int = 1) {
+    public init(site: String, boundAt: Double, lastSeen: Double, queries: Int = 1, previous: String? = nil) {
         self.site = site
         self.boundAt = boundAt
         self.lastSeen = lastSeen
         self.queries = queries
+        self.previous = previous
     }
 
     /// DNS queries per second from the bound prefix since the binding was made; at least one
@@ -81,8 +84,12 @@ public enum Affinity {
                               existing: Binding?, newBindingShare: [Double] = [], epsilon: Double = 0.25) -> Outcome {
         var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now)
         let key = keyPrefix(for: client)
-        let eligible = decision.candidates.filter { $0.excluded == nil }
-        // Nothing to be sticky about when every site is excluded: the all-down answer stands.
+        var eligible = decision.candidates.filter { $0.excluded == nil }
+        // When every site that is up is overloaded, clients stay where they are and new ones
+        // are spread over those sites, rather than all sent to the least bad one.
+        let saturated = eligible.isEmpty
+        if saturated { eligible = decision.candidates.filter { $0.excluded == .overloaded } }
+        // Nothing to be sticky about when every site is down: the all-down answer stands.
         guard let best = eligible.min(by: { ($0.score, $0.site) < ($1.score, $1.site) }) else {
             return Outcome(decision: decision, binding: nil, event: existing == nil ? .created : .moved(.unhealthy), key: key)
         }
@@ -93,14 +100,23 @@ public enum Affinity {
             if now - existing.lastSeen > service.affinityHold {
                 event = .expired
             } else if let index = snapshot.siteIndex(existing.site), let bound = decision.candidates.first(where: { $0.site == index }) {
+                // An overloaded site sheds only its excess: the clients whose hash of (prefix,
+                // site, report) falls below the excess fraction. The report's second is in the
+                // hash so that, if the clients shed were light ones and the next report still
+                // shows overload, a fresh share goes; instances that got the report in the same
+                // second shed the same clients.
+                let round = snapshot.loads[index].reportedAt.map { Int($0.rounded(.down)) } ?? 0
+                let shed = !saturated && bound.excluded == .overloaded
+                    && unitHash(key: key, site: "\(existing.site)#\(round)") < shedFraction(bound.utilization, snapshot.parameters)
                 switch bound.excluded {
-                case nil where bound.score <= limit:
+                case nil where bound.score <= limit, .overloaded? where !shed:
+                    decision.allDown = false
                     decision.sites = [index] + eligible.filter { $0.site != index }
                         .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(max(service.answers, 1) - 1).map(\.site)
                     decision.ttl = adaptiveTTL(service: service, chosen: bound, candidates: eligible, snapshot: snapshot)
                     decision.scope = eligible.count > 1 ? max(decision.scope, key.length) : 0
                     let renewed = Binding(site: existing.site, boundAt: existing.boundAt, lastSeen: now,
-                                          queries: existing.queries + 1)
+                                          queries: existing.queries + 1, previous: existing.previous)
                     return Outcome(decision: decision, binding: renewed, event: .kept, key: key)
                 case nil: event = .moved(.worse)
                 case .unhealthy?: event = .moved(.unhealthy)
@@ -125,13 +141,23 @@ public enum Affinity {
             let b = rendezvousWeight(key: key, site: snapshot.sites[rhs.site].id, weight: headroom(rhs))
             return (a, rhs.site) < (b, lhs.site)
         }!
+        decision.allDown = false
         decision.sites = [chosen.site] + eligible.filter { $0.site != chosen.site }
             .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(max(service.answers, 1) - 1).map(\.site)
         decision.ttl = adaptiveTTL(service: service, chosen: chosen, candidates: eligible, snapshot: snapshot)
         // The hash reads the whole key prefix: the answer holds for that prefix, no wider.
         decision.scope = eligible.count > 1 ? max(decision.scope, key.length) : 0
-        let binding = Binding(site: snapshot.sites[chosen.site].id, boundAt: now, lastSeen: now)
+        var previous: String? = nil
+        if case .moved = event { previous = existing?.site }
+        let binding = Binding(site: snapshot.sites[chosen.site].id, boundAt: now, lastSeen: now, previous: previous)
         return Outcome(decision: decision, binding: binding, event: event, key: key)
+    }
+
+    /// The fraction of an overloaded site's clients to move so that it is left at 90% of the
+    /// overload threshold.
+    static func shedFraction(_ utilization: Double, _ parameters: ScoringParameters) -> Double {
+        guard utilization > 0 else { return 0 }
+        return max(0, 1 - 0.9 * parameters.overloadUtilization / utilization)
     }
 
     static func headroom(_ candidate: Candidate) -> Double { max(1 - candidate.utilization, 0.01) }
@@ -139,6 +165,11 @@ public enum Affinity {
     /// Weighted highest-random-weight score: −w / ln(u), u uniform in (0, 1) from a hash of
     /// (prefix, site). The site with the highest value wins; its chance is proportional to w.
     static func rendezvousWeight(key: IPPrefix, site: String, weight: Double) -> Double {
+        -weight / log(unitHash(key: key, site: site))
+    }
+
+    /// A hash of (prefix, site) as a number uniform in (0, 1).
+    static func unitHash(key: IPPrefix, site: String) -> Double {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325 // FNV-1a, then a 64-bit finaliser
         func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
         for byte in key.address.bytes { mix(byte) }
@@ -149,8 +180,7 @@ public enum Affinity {
         hash ^= hash >> 33
         hash &*= 0xC4CE_B9FE_1A85_EC53
         hash ^= hash >> 33
-        let unit = (Double(hash >> 11) + 0.5) / Double(1 << 53)
-        return -weight / log(unit)
+        return (Double(hash >> 11) + 0.5) / Double(1 << 53)
     }
 
     /// The service TTL, shortened when clients may soon need to move: the site is near

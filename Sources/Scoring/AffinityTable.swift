@@ -31,6 +31,11 @@ public final class AffinityTable: Sendable {
         var fresh: [String: Double] = [:]
         var freshAt: Double = 0
         var counts = Counts()
+        /// Requests per query, as last estimated by `directedLoad`.
+        var perQuery: Double?
+        /// Request rate moved per site ID since `directedLoad` last ran, so that decisions in
+        /// between see it at once rather than up to a second later.
+        var sincePublish: [String: Double] = [:]
     }
 
     public let capacity: Int
@@ -46,6 +51,31 @@ public final class AffinityTable: Sendable {
 
     public func binding(for key: Key) -> Binding? {
         state.withLock { $0.bindings[key] }
+    }
+
+    /// One sticky decision, the way the server and the simulator both make it: the client's
+    /// binding is looked up, `Affinity.decide` runs with the recent placement shares, and the
+    /// outcome is recorded.
+    public func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double) -> Affinity.Outcome {
+        let key = Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
+        var current = snapshot
+        let moved = state.withLock { $0.sincePublish }
+        for (site, rate) in moved {
+            if let index = current.siteIndex(site) { current.directed[index] += rate }
+        }
+        let outcome = Affinity.decide(service: service, client: client, snapshot: current, now: now,
+                                      existing: binding(for: key),
+                                      newBindingShare: newBindingShare(sites: snapshot.sites, now: now))
+        record(outcome, service: service.name, now: now)
+        if let binding = outcome.binding, outcome.event != .kept {
+            state.withLock { state in
+                // What this placement moves, counted at once for the decisions that follow.
+                let rate = binding.queryRate(now: now, ttl: Double(service.ttl)) * (state.perQuery ?? snapshot.parameters.loadPerAnswer)
+                state.sincePublish[binding.site, default: 0] += rate
+                if let previous = binding.previous { state.sincePublish[previous, default: 0] -= rate }
+            }
+        }
+        return outcome
     }
 
     /// Records the outcome of a decision.
@@ -93,23 +123,46 @@ public final class AffinityTable: Sendable {
         }
     }
 
-    /// Anti-herding: per site index, the request rate this server has sent there through
-    /// bindings made since the site's last report (which therefore cannot include it):
-    /// Σ bindings × their prefix's query rate × `requestsPerQuery`.
+    /// Anti-herding: per site index, the request rate this server has moved there through
+    /// bindings made since the site's last report (which therefore cannot include it), minus
+    /// the rate moved away from it since then.
+    ///
+    /// A binding's request rate is its prefix's DNS query rate × requests per query. The
+    /// latter is measured rather than configured: the load the sites report ÷ the query rate
+    /// of all bindings (so a resolver with a thousand users behind it, which still asks once
+    /// per TTL, counts for what its share of the reports says). `loadPerAnswer` stands in
+    /// until there are reports.
     public func directedLoad(snapshot: SteeringSnapshot, now: Double) -> [Double] {
         var ttl: [String: Double] = [:]
         for service in snapshot.services { ttl[service.name] = Double(service.ttl) }
         var index: [String: Int] = [:]
         for (position, site) in snapshot.sites.enumerated() { index[site.id] = position }
         var load = Array(repeating: 0.0, count: snapshot.sites.count)
-        let perQuery = snapshot.parameters.loadPerAnswer
-        guard perQuery > 0 else { return load }
+        let reported = snapshot.sites.indices.reduce(0.0) { sum, site in
+            let report = snapshot.loads[site]
+            guard report.reportedAt != nil else { return sum }
+            return sum + max(report.utilization, 0) * (report.capacity ?? snapshot.sites[site].capacity)
+        }
         state.withLock { state in
+            // Per binding not yet fully in a report: the site it adds to, the one it left, and
+            // the fraction of each that the reports have not seen yet.
+            var moves: [(to: Int, toShare: Double, from: Int?, fromShare: Double, rate: Double)] = []
+            var totalRate = 0.0
             for (key, binding) in state.bindings {
                 guard let site = index[binding.site] else { continue }
-                let reportedAt = snapshot.loads[site].reportedAt ?? -Double.infinity
-                guard binding.boundAt > reportedAt else { continue }
-                load[site] += binding.queryRate(now: now, ttl: ttl[key.service] ?? 20) * perQuery
+                let rate = binding.queryRate(now: now, ttl: ttl[key.service] ?? 20)
+                totalRate += rate
+                let toShare = 1 - snapshot.loads[site].reflects(changeAt: binding.boundAt)
+                let from = binding.previous.flatMap { index[$0] }
+                let fromShare = from.map { 1 - snapshot.loads[$0].reflects(changeAt: binding.boundAt) } ?? 0
+                if toShare > 0 || fromShare > 0 { moves.append((site, toShare, from, fromShare, rate)) }
+            }
+            let perQuery = totalRate > 0 && reported > 0 ? reported / totalRate : snapshot.parameters.loadPerAnswer
+            state.perQuery = perQuery
+            state.sincePublish = [:]
+            for move in moves {
+                load[move.to] += move.rate * perQuery * move.toShare
+                if let from = move.from { load[from] -= move.rate * perQuery * move.fromShare }
             }
         }
         return load

@@ -153,7 +153,8 @@ public enum Selector {
             }
         }
         let capacity = max(load.capacity ?? site.capacity, 1e-9)
-        utilization += snapshot.directed[index] / capacity
+        // Directed load is negative where clients have left since the report.
+        utilization = max(0, utilization + snapshot.directed[index] / capacity)
         if !load.healthy { excluded = .unhealthy }
         if !snapshot.checksPassing[index] { excluded = .checkFailing }
         if excluded == nil && policy != .nearest && utilization >= parameters.overloadUtilization {

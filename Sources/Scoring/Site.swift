@@ -80,6 +80,10 @@ public struct SiteLoad: Hashable, Sendable {
     public var healthy: Bool
     /// When the report arrived (seconds on the steering clock); nil if the site never reported.
     public var reportedAt: Double?
+    /// Seconds the report's figures were measured over, taken as the time since the site's
+    /// previous report; nil for a first report. A change made during that span is only partly
+    /// in the report.
+    public var window: Double?
 
     public init(utilization: Double, capacity: Double? = nil, serviceMs: Double? = nil, queue: Int? = nil,
                 healthy: Bool = true, reportedAt: Double?) {
@@ -89,6 +93,24 @@ public struct SiteLoad: Hashable, Sendable {
         self.queue = queue
         self.healthy = healthy
         self.reportedAt = reportedAt
+    }
+
+    /// This report with its measurement window set from the one before it.
+    public func measured(after previous: SiteLoad) -> SiteLoad {
+        var load = self
+        if load.window == nil, let now = reportedAt, let before = previous.reportedAt, now > before {
+            load.window = now - before
+        }
+        return load
+    }
+
+    /// The fraction of a change made at `time` that this report already reflects: none if made
+    /// after it, all if made before its measurement window began, in proportion in between.
+    public func reflects(changeAt time: Double) -> Double {
+        guard let reportedAt else { return 0 }
+        guard time < reportedAt else { return 0 }
+        guard let window, window > 0 else { return 1 }
+        return min(1, (reportedAt - time) / window)
     }
 
     /// A site that has not reported yet.

@@ -118,3 +118,47 @@ import Testing
         #expect(twice.errors.map(\.description).contains { $0.contains("listed twice") })
     }
 }
+
+@Suite struct ScenarioFileTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    /// Every shipped scenario loads.
+    @Test func shippedScenariosLoad() throws {
+        let folder = Self.root.appendingPathComponent("scenarios")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }
+        #expect(files.count >= 9)
+        for file in files {
+            let result = ScenarioReader.load(path: folder.appendingPathComponent(file).path)
+            if case .failure(let error) = result { Issue.record("\(file): \(error.errors)") }
+        }
+    }
+
+    /// Errors name the file and line, all in one pass.
+    @Test func errorsAreLocated() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(getpid()).yaml").path
+        try """
+        name: bad
+        duration: 5
+        sites:
+          - {id: a, location: [48, 11], servers: 2, service-ms: 20}
+          - {id: b, location: [48, 11]}
+        regions:
+          - {name: r, location: [48, 11], prefixes: 10}
+        events:
+          - {at: 100, fail: nowhere}
+        sweep: {ttl: [5, 30]}
+        colour: blue
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        guard case .failure(let error) = ScenarioReader.load(path: path) else {
+            Issue.record("a bad scenario loaded")
+            return
+        }
+        let lines = error.errors.map(\.description)
+        #expect(lines.contains { $0.hasPrefix("bad-\(getpid()).yaml:2: duration") })
+        #expect(lines.contains { $0.hasPrefix("bad-\(getpid()).yaml:5: sites[1]") })
+        #expect(lines.contains { $0.contains(":9: events[0]: unknown site \"nowhere\"") })
+        #expect(lines.contains { $0.contains(":11: colour: unknown key") })
+    }
+}

@@ -203,23 +203,68 @@ struct SplitMix: RandomNumberGenerator {
 }
 
 @Suite struct DirectedLoadTests {
-    /// Bindings made after a site's last report add their prefixes' request rate to it;
-    /// those made before the report are already in it.
+    /// Bindings made after a site's report add their prefixes' request rate to it; those made
+    /// before it are already in it. Requests per query are measured: the reported load over
+    /// the bindings' query rate.
     @Test func bindingsSinceTheReportCount() {
-        var parameters = ScoringParameters()
-        parameters.loadPerAnswer = 2 // requests per DNS query
         let snapshot = SteeringSnapshot(sites: Sticky.sites, services: [Sticky.service],
-                                        loads: [Sticky.load(0.3, at: 100), Sticky.load(0.3, at: 100), .unknown],
-                                        parameters: parameters)
+                                        loads: [Sticky.load(0.3, at: 100), Sticky.load(0.3, at: 100), .unknown])
         let table = AffinityTable()
-        func bind(_ third: UInt32, to site: String, at time: Double, queries: Int) {
+        func bind(_ third: UInt32, to site: String, at time: Double, queries: Int, from previous: String? = nil) {
             let key = IPPrefix(address: .v4(third << 8), length: 24)!
-            table.restore([(AffinityTable.Key(service: "s.", prefix: key), Binding(site: site, boundAt: time, lastSeen: time, queries: queries))])
+            table.restore([(AffinityTable.Key(service: "s.", prefix: key),
+                            Binding(site: site, boundAt: time, lastSeen: time, queries: queries, previous: previous))])
         }
-        bind(1, to: "a", at: 50, queries: 100)   // before a's report: already counted by it
-        bind(2, to: "a", at: 150, queries: 40)   // 40 queries over 200 s → 0.2 q/s → 0.4 req/s
-        bind(3, to: "c", at: 340, queries: 10)   // 10 queries over max(10 s, TTL 20 s) → 0.5 q/s → 1 req/s
+        bind(1, to: "a", at: 50, queries: 100)   // before a's report: already counted by it; 100/300 s
+        bind(2, to: "a", at: 150, queries: 40)   // 40 queries over 200 s → 0.2 q/s
+        bind(3, to: "c", at: 340, queries: 10, from: "b")  // 10 queries over max(10 s, TTL 20 s) → 0.5 q/s
+        let perQuery = 600.0 / (100.0 / 300 + 0.2 + 0.5) // 2 × 0.3 × 1000 req/s reported
         let load = table.directedLoad(snapshot: snapshot, now: 350)
-        #expect(abs(load[0] - 0.4) < 1e-9 && load[1] == 0 && abs(load[2] - 1.0) < 1e-9)
+        #expect(abs(load[0] - 0.2 * perQuery) < 1e-6)
+        #expect(abs(load[1] + 0.5 * perQuery) < 1e-6, "b lost what moved to c")
+        #expect(abs(load[2] - 0.5 * perQuery) < 1e-6)
+    }
+
+    /// A report measured over a window reflects a change made inside it in part.
+    @Test func reportsReflectChangesByTheirWindow() {
+        var report = Sticky.load(0.5, at: 100)
+        #expect(report.reflects(changeAt: 90) == 1, "no window: everything before the report")
+        report = report.measured(after: Sticky.load(0.4, at: 90))
+        #expect(report.window == 10)
+        #expect(report.reflects(changeAt: 95) == 0.5)
+        #expect(report.reflects(changeAt: 85) == 1)
+        #expect(report.reflects(changeAt: 101) == 0)
+    }
+}
+
+@Suite struct SheddingTests {
+    /// An overloaded site moves away only its excess: at utilisation 2 it keeps the clients
+    /// whose hash is above 1 − 0.9/2 = 0.55, and always the same ones.
+    @Test func overloadedSiteShedsItsExcess() {
+        let snapshot = Sticky.snapshot(loads: [Sticky.load(2.0, at: 9), Sticky.load(0.2, at: 9), Sticky.load(0.2, at: 9)])
+        var moved = 0
+        for third in 0..<1000 {
+            let client = Client(address: .v4(UInt32(0x1400_0000) | UInt32(third) << 8), prefixLength: 24)
+            let existing = Binding(site: "a", boundAt: 0, lastSeen: 5)
+            let first = Affinity.decide(service: Sticky.service, client: client, snapshot: snapshot, now: 10, existing: existing)
+            let again = Affinity.decide(service: Sticky.service, client: client, snapshot: snapshot, now: 10, existing: existing)
+            #expect(first.event == again.event)
+            if first.event == .moved(.overloaded) { moved += 1 } else { #expect(first.event == .kept && first.decision.sites[0] == 0) }
+        }
+        #expect((500...600).contains(moved), "moved \(moved) of 1000")
+    }
+
+    /// When every site is overloaded, bound clients stay and new ones are spread.
+    @Test func saturatedSitesKeepTheirClients() {
+        let snapshot = Sticky.snapshot(loads: [Sticky.load(1.5, at: 9), Sticky.load(1.4, at: 9), Sticky.load(1.6, at: 9)])
+        let kept = Affinity.decide(service: Sticky.service, client: Sticky.client, snapshot: snapshot, now: 10,
+                                   existing: Binding(site: "c", boundAt: 0, lastSeen: 5))
+        #expect(kept.event == .kept && kept.decision.sites == [2] && !kept.decision.allDown)
+        var placed = Set<Int>()
+        for third in 0..<100 {
+            let client = Client(address: .v4(UInt32(0x1400_0000) | UInt32(third) << 8), prefixLength: 24)
+            placed.insert(Affinity.decide(service: Sticky.service, client: client, snapshot: snapshot, now: 10, existing: nil).decision.sites[0])
+        }
+        #expect(placed.count == 3)
     }
 }

@@ -21,11 +21,7 @@ extension ServingState {
         let decision: Decision
         if service.isSticky {
             // Sticky: keep the client's site while it stays good enough (Affinity).
-            let key = AffinityTable.Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
-            let outcome = Affinity.decide(service: service, client: client, snapshot: steering, now: now,
-                                          existing: affinity.binding(for: key),
-                                          newBindingShare: affinity.newBindingShare(sites: steering.sites, now: now))
-            affinity.record(outcome, service: service.name, now: now)
+            let outcome = affinity.decide(service: service, client: client, snapshot: steering, now: now)
             metrics.binding(outcome.event)
             decision = outcome.decision
         } else {

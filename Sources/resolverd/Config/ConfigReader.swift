@@ -1,4 +1,6 @@
+import Foundation
 import Resolver
+import Scoring
 import Yams
 
 /// Walks a YAML document, collecting every error with its file, line and path
@@ -92,6 +94,32 @@ final class ConfigReader {
             return nil
         }
         return value
+    }
+
+    /// `[latitude, longitude]` in degrees.
+    func location(_ node: Node?, _ path: String) -> GeoPoint? {
+        guard let node else { return nil }
+        let values = sequence(node, path).compactMap { double($0, path, range: -180...180) }
+        guard values.count == 2, let point = GeoPoint(latitude: values[0], longitude: values[1]) else {
+            error(node, path, "expected [latitude, longitude] in degrees")
+            return nil
+        }
+        return point
+    }
+
+    /// Reads and parses a YAML file: its root node, or the located reason it has none.
+    static func compose(path: String) -> Result<Node?, SourceError> {
+        let displayName = (path as NSString).lastPathComponent
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            return .failure(SourceError(file: path, line: 0, message: "cannot read file"))
+        }
+        do {
+            return .success(try Yams.compose(yaml: text))
+        } catch let YamlError.scanner(_, problem, mark, _), let YamlError.parser(_, problem, mark, _) {
+            return .failure(SourceError(file: displayName, line: mark.line, message: "YAML: \(problem)"))
+        } catch {
+            return .failure(SourceError(file: displayName, line: 1, message: "YAML: \(error)"))
+        }
     }
 
     func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }

@@ -57,14 +57,7 @@ extension Configuration {
                             sawCapacity = true
                         }
                     case "location":
-                        let values = reader.sequence(item, fieldPath).compactMap {
-                            reader.double($0, fieldPath, range: -180...180)
-                        }
-                        guard values.count == 2, let point = GeoPoint(latitude: values[0], longitude: values[1]) else {
-                            reader.error(item, fieldPath, "expected [latitude, longitude] in degrees")
-                            continue
-                        }
-                        site.location = point
+                        site.location = reader.location(item, fieldPath) ?? site.location
                     default:
                         let entries = reader.mapping(item, fieldPath, allowed: ["tcp", "http"])
                         guard entries.count == 1, let (kind, target) = entries.first else {
@@ -157,35 +150,42 @@ extension Configuration {
             if pull.server.isEmpty { reader.error(value, "pull", "prometheus: the server URL is required") }
             self.pull = pull
         default: // steering
-            let keys: Set<String> = ["fresh-for", "stale-after", "unknown-utilization", "default-service-ms",
-                                     "max-compute-ms", "all-down", "load-per-answer", "max-bindings"]
-            for (field, item) in reader.mapping(value, "steering", allowed: keys) {
-                let path = "steering.\(field)"
-                switch field {
-                case "fresh-for": scoring.freshFor = reader.double(item, path, range: 0...86400) ?? scoring.freshFor
-                case "stale-after": scoring.staleAfter = reader.double(item, path, range: 0...86400) ?? scoring.staleAfter
-                case "unknown-utilization":
-                    scoring.unknownUtilization = reader.double(item, path, range: 0...1) ?? scoring.unknownUtilization
-                case "default-service-ms":
-                    scoring.defaultServiceMs = reader.double(item, path, range: 0.001...60_000) ?? scoring.defaultServiceMs
-                case "max-bindings":
-                    maxBindings = reader.int(item, path, range: 10...100_000_000) ?? maxBindings
-                case "load-per-answer":
-                    scoring.loadPerAnswer = reader.double(item, path, range: 0...1e6) ?? scoring.loadPerAnswer
-                case "max-compute-ms":
-                    scoring.maxComputeMs = reader.double(item, path, range: 1...600_000) ?? scoring.maxComputeMs
-                default:
-                    guard let text = reader.string(item, path) else { continue }
-                    guard let policy = AllDownPolicy(rawValue: text) else {
-                        reader.error(item, path, "expected \"all\" or \"least-bad\"")
-                        continue
-                    }
-                    scoring.allDown = policy
+            for (field, item) in reader.mapping(value, "steering", allowed: ScoringParameters.configKeys.union(["max-bindings"])) {
+                if field == "max-bindings" {
+                    maxBindings = reader.int(item, "steering.max-bindings", range: 10...100_000_000) ?? maxBindings
+                } else {
+                    scoring.read(field, item, path: "steering.\(field)", reader: reader)
                 }
             }
             if scoring.staleAfter < scoring.freshFor {
                 reader.error(value, "steering", "stale-after must not be less than fresh-for")
             }
+        }
+    }
+}
+
+extension ScoringParameters {
+    /// The `steering` keys that set scoring parameters (SPEC.md), shared by the configuration
+    /// and simulation scenarios.
+    static let configKeys: Set<String> = ["fresh-for", "stale-after", "unknown-utilization", "default-service-ms",
+                                          "max-compute-ms", "all-down", "load-per-answer"]
+
+    /// Sets the parameter named `field` (one of `configKeys`) from `item`.
+    mutating func read(_ field: String, _ item: Node, path: String, reader: ConfigReader) {
+        switch field {
+        case "fresh-for": freshFor = reader.double(item, path, range: 0...86400) ?? freshFor
+        case "stale-after": staleAfter = reader.double(item, path, range: 0...86400) ?? staleAfter
+        case "unknown-utilization": unknownUtilization = reader.double(item, path, range: 0...1) ?? unknownUtilization
+        case "default-service-ms": defaultServiceMs = reader.double(item, path, range: 0.001...60_000) ?? defaultServiceMs
+        case "load-per-answer": loadPerAnswer = reader.double(item, path, range: 0...1e6) ?? loadPerAnswer
+        case "max-compute-ms": maxComputeMs = reader.double(item, path, range: 1...600_000) ?? maxComputeMs
+        default:
+            guard let text = reader.string(item, path) else { return }
+            guard let policy = AllDownPolicy(rawValue: text) else {
+                reader.error(item, path, "expected \"all\" or \"least-bad\"")
+                return
+            }
+            allDown = policy
         }
     }
 }

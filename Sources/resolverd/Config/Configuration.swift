@@ -73,16 +73,10 @@ struct Configuration: Sendable {
     /// nil only when the file could not be read or parsed as YAML at all.
     static func loadPartial(path: String) -> (Configuration?, [SourceError]) {
         let displayName = (path as NSString).lastPathComponent
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            return (nil, [SourceError(file: path, line: 0, message: "cannot read configuration file")])
-        }
         let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch let YamlError.scanner(_, problem, mark, _), let YamlError.parser(_, problem, mark, _) {
-            return (nil, [SourceError(file: displayName, line: mark.line, message: "YAML: \(problem)")])
-        } catch {
-            return (nil, [SourceError(file: displayName, line: 1, message: "YAML: \(error)")])
+        switch ConfigReader.compose(path: path) {
+        case .success(let node): root = node
+        case .failure(let error): return (nil, [error])
         }
         let directory = ((path as NSString).deletingLastPathComponent as NSString)
         func resolve(_ relative: String) -> String {

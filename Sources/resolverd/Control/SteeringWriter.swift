@@ -61,7 +61,8 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
         store.update { state in
             var steering = state.steering
             for (id, load) in batch.loads {
-                if let index = steering.siteIndex(id) { steering.loads[index] = load }
+                guard let index = steering.siteIndex(id) else { continue }
+                steering.loads[index] = load.measured(after: steering.loads[index])
             }
             for (id, passing) in batch.checks {
                 if let index = steering.siteIndex(id) { steering.checksPassing[index] = passing }
