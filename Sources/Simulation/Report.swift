@@ -6,7 +6,7 @@ import Darwin
 
 /// Markdown tables and SVG plots of a scenario's results: plain text, no I/O.
 public enum Report {
-    /// One row per policy, best mean first after the oracle.
+    /// One row per policy, in the order the policies ran.
     public static func table(_ results: [RunResult], scenario: Scenario) -> String {
         let hasFailures = scenario.events.contains { if case .fail = $0.kind { true } else { false } }
         var header = ["policy", "mean ms", "p50 ms", "p95 ms", "p99 ms", "dropped", "to overloaded",
