@@ -36,6 +36,8 @@ public final class ServingState: Sendable {
     public let catalog: Catalog
     /// NSID payload (RFC 5001), when configured.
     public let nsid: [UInt8]?
+    /// CH TXT identity records (`id.server.`, `version.bind.`, …), when configured.
+    public let chaos: [DNSName: RRSet]
     public let steering: SteeringSnapshot
     public let services: [DNSName: ServiceEntry]
     /// Counts answers per site for the anti-herding estimate; shared across states.
@@ -44,11 +46,12 @@ public final class ServingState: Sendable {
     /// Client bindings (flow affinity); keyed by site ID, so shared across reloads.
     public let affinity: AffinityTable
 
-    public init(catalog: Catalog, nsid: [UInt8]? = nil, steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: []),
+    public init(catalog: Catalog, nsid: [UInt8]? = nil, chaos: [DNSName: RRSet] = [:], steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: []),
                 services: [DNSName: ServiceEntry] = [:], ledger: AnswerLedger? = nil, metrics: DNSMetrics? = nil,
                 affinity: AffinityTable? = nil) {
         self.catalog = catalog
         self.nsid = nsid
+        self.chaos = chaos
         self.steering = steering
         self.services = services
         self.ledger = ledger ?? AnswerLedger(siteCount: steering.sites.count)
@@ -59,7 +62,7 @@ public final class ServingState: Sendable {
     /// The same state with another steering snapshot (new reports, new directed load): the
     /// sites and services are unchanged, so the ledger, metrics and bindings carry over.
     public func with(steering: SteeringSnapshot) -> ServingState {
-        ServingState(catalog: catalog, nsid: nsid, steering: steering, services: services, ledger: ledger, metrics: metrics,
+        ServingState(catalog: catalog, nsid: nsid, chaos: chaos, steering: steering, services: services, ledger: ledger, metrics: metrics,
                      affinity: affinity)
     }
 

@@ -43,6 +43,10 @@ struct Configuration: Sendable {
     var file: String
     var dnsListen: [ListenAddress] = [ListenAddress("127.0.0.1:5353")!]
     var nsid: String? = nil
+    /// CH TXT answers for `id.server.`/`hostname.bind.` and `version.server.`/`version.bind.`;
+    /// off (REFUSED) unless set.
+    var chaosID: String? = nil
+    var chaosVersion: String? = nil
     var tcpIdleTimeoutSeconds = 10
     var tcpMaxConnections = 1000
     var httpListen: ListenAddress? = nil
@@ -87,7 +91,7 @@ struct Configuration: Sendable {
         for (key, value) in reader.mapping(root, "", allowed: topLevelKeys) {
             switch key {
             case "dns":
-                for (field, node) in reader.mapping(value, "dns", allowed: ["listen", "nsid", "tcp-idle-timeout", "tcp-max-connections"]) {
+                for (field, node) in reader.mapping(value, "dns", allowed: ["listen", "nsid", "chaos", "tcp-idle-timeout", "tcp-max-connections"]) {
                     let path = "dns.\(field)"
                     switch field {
                     case "listen":
@@ -108,6 +112,12 @@ struct Configuration: Sendable {
                         if let nsid = reader.string(node, path) {
                             if nsid.utf8.count > 512 { reader.error(node, path, "longer than 512 bytes") }
                             config.nsid = nsid
+                        }
+                    case "chaos":
+                        for (key, item) in reader.mapping(node, path, allowed: ["id", "version"]) {
+                            guard let text = reader.string(item, "\(path).\(key)") else { continue }
+                            if text.utf8.count > 1024 { reader.error(item, "\(path).\(key)", "longer than 1024 bytes") }
+                            if key == "id" { config.chaosID = text } else { config.chaosVersion = text }
                         }
                     case "tcp-idle-timeout":
                         config.tcpIdleTimeoutSeconds = reader.int(node, path, range: 1...3600) ?? config.tcpIdleTimeoutSeconds

@@ -48,6 +48,7 @@ enum StateLoader {
         let sameSites = previous.map { $0.steering.sites.map(\.id) == steering.sites.map(\.id) } ?? false
         let reuse = sameSites ? previous?.ledger : nil
         let state = ServingState(catalog: catalog, nsid: configuration.nsid.map { Array($0.utf8) },
+                                 chaos: ChaosIdentity.records(id: configuration.chaosID, version: configuration.chaosVersion),
                                  steering: steering, services: services, ledger: reuse,
                                  affinity: previous?.affinity ?? AffinityTable(capacity: configuration.maxBindings))
         return .success(LoadedState(configuration: configuration, state: state, tokens: tokens))
