@@ -3,13 +3,14 @@ SWIFT        ?= swift
 CONFIG       ?= resolverd.yaml
 # Packages the daemon needs to build and run.
 APT_RUN      := libldns-dev pkg-config
-# Packages the tests need: real clients (dig, kdig, drill), NSD as the reference server,
-# Prometheus for the pull source, curl and python3 for small fixtures.
-APT_TEST     := $(APT_RUN) dnsutils knot-dnsutils ldnsutils nsd prometheus curl python3
+# Packages the tests need: real clients (dig, kdig, drill), NSD as the reference server and
+# delegating parent, Unbound as the ECS-sending recursive resolver, Prometheus for the pull
+# source, systemd-analyze and setpriv for the unit and port-53 checks, curl and python3.
+APT_TEST     := $(APT_RUN) dnsutils knot-dnsutils ldnsutils nsd unbound prometheus systemd util-linux curl python3
 # Packages the benchmarks need.
 APT_BENCH    := $(APT_TEST) dnsperf util-linux iproute2
 
-.PHONY: run build release test bench simulate check deps-run deps-test deps-bench clean
+.PHONY: run build release test bench simulate check install deps-run deps-test deps-bench clean
 
 deps-run:
 	@scripts/apt-ensure $(APT_RUN)
@@ -29,6 +30,14 @@ release: deps-run
 ## Build and serve the shipped example: DNS on 127.0.0.1:5353 and [::1]:5353.
 run: release
 	.build/release/resolverd serve --config $(CONFIG)
+
+## Install the binary and the systemd unit (README "Deploying"); DESTDIR for packaging.
+PREFIX       ?= /usr/local
+install: release
+	install -D -m 0755 .build/release/resolverd $(DESTDIR)$(PREFIX)/bin/resolverd
+	install -D -m 0644 dist/resolverd.service $(DESTDIR)/etc/systemd/system/resolverd.service
+	sed -i 's|/usr/local/bin/resolverd|$(PREFIX)/bin/resolverd|g' $(DESTDIR)/etc/systemd/system/resolverd.service
+	install -d -m 0755 $(DESTDIR)/etc/resolverd
 
 ## Validate the configuration and zones.
 check: build

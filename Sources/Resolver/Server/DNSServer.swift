@@ -54,14 +54,17 @@ public final class DNSServer: Service, Sendable {
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
     public let counters: ServerCounters
+    /// Called once every socket is bound (systemd's READY=1).
+    let onReady: @Sendable () -> Void
 
     public init(configuration: DNSServerConfiguration, store: StateStore, group: MultiThreadedEventLoopGroup,
-                logger: Logger, counters: ServerCounters = ServerCounters()) {
+                logger: Logger, counters: ServerCounters = ServerCounters(), onReady: @escaping @Sendable () -> Void = {}) {
         self.configuration = configuration
         self.store = store
         self.group = group
         self.logger = logger
         self.counters = counters
+        self.onReady = onReady
     }
 
     /// Binds every socket. Exposed so that a caller can fail fast before starting services.
@@ -69,11 +72,15 @@ public final class DNSServer: Service, Sendable {
         var channels: [Channel] = []
         do {
             for address in configuration.listen {
-                for loop in group.makeIterator() {
-                    channels.append(try await bindUDP(address, on: loop))
+                do {
+                    for loop in group.makeIterator() {
+                        channels.append(try await bindUDP(address, on: loop))
+                    }
+                    channels.append(try await bindTCP(address))
+                } catch {
+                    throw ListenError(address: address, underlying: error)
                 }
-                channels.append(try await bindTCP(address))
-                logger.info("listening", metadata: ["address": "\(address)", "transports": "udp,tcp"])
+                logger.info("listening", metadata: ["address": "\(address.hostPort)", "transports": "udp,tcp"])
             }
         } catch {
             for channel in channels { try? await channel.close() }
@@ -82,8 +89,28 @@ public final class DNSServer: Service, Sendable {
         return channels
     }
 
+    /// A listening address that could not be bound, with the likely fix for the usual causes.
+    public struct ListenError: Error, CustomStringConvertible {
+        public let address: SocketAddress
+        public let underlying: any Error
+
+        public var description: String {
+            let text = "\(underlying)"
+            var hint = ""
+            if text.contains("errno: 13") || text.contains("Permission denied") {
+                hint = "; ports below 1024 need CAP_NET_BIND_SERVICE (the systemd unit grants it) or root"
+            } else if text.contains("errno: 98") || text.contains("Address already in use") {
+                hint = "; another server is listening there"
+            } else if text.contains("errno: 99") || text.contains("Cannot assign") {
+                hint = "; the address is not configured on this host"
+            }
+            return "cannot listen on \(address.hostPort): \(text)\(hint)"
+        }
+    }
+
     public func run() async throws {
         let channels = try await bind()
+        onReady()
         try await withGracefulShutdownHandler {
             for channel in channels { try? await channel.closeFuture.get() }
         } onGracefulShutdown: {

@@ -17,3 +17,11 @@ extension IPAddress {
         }
     }
 }
+
+extension SocketAddress {
+    /// `192.0.2.1:53` or `[2001:db8::1]:53`, as operators write listening addresses.
+    public var hostPort: String {
+        let host = ipAddress ?? "?"
+        return host.contains(":") ? "[\(host)]:\(port ?? 0)" : "\(host):\(port ?? 0)"
+    }
+}

@@ -22,9 +22,19 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "Log line format: logfmt or json (one object per line), on standard error.")
+    var logFormat: LogFormat = .logfmt
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
     func run() async throws {
-        var logger = Logger(label: "resolverd")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        StructuredLogHandler.bootstrap(format: logFormat, level: level)
+        let logger = Logger(label: "resolverd")
         let exporter = MetricsExporter()
         exporter.bootstrap()
 
@@ -40,6 +50,7 @@ struct Serve: AsyncParsableCommand {
                                          "services": "\(loaded.state.services.count)"])
 
         let store = StateStore(loaded.state)
+        let notifier = SystemdNotifier()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let config = loaded.configuration
         var listen: [SocketAddress] = []
@@ -50,14 +61,16 @@ struct Serve: AsyncParsableCommand {
             configuration: DNSServerConfiguration(listen: listen,
                                                   tcpIdleTimeout: .seconds(Int64(config.tcpIdleTimeoutSeconds)),
                                                   maxTCPConnections: config.tcpMaxConnections),
-            store: store, group: group, logger: logger)
+            store: store, group: group, logger: logger,
+            onReady: { notifier.ready(status: "serving \(catalog.zones.count) zones") })
         let tokens = TokenBox(loaded.tokens)
-        let reloader = Reloader(configPath: options.config, store: store, tokens: tokens, logger: logger, startup: config)
+        let reloader = Reloader(configPath: options.config, store: store, tokens: tokens, logger: logger, startup: config,
+                                notifier: notifier)
         let writer = SteeringWriter(store: store)
         let checks = HealthCheckStatus(sites: Set(config.sites.filter { $0.check != nil }.map(\.id)))
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: server), .init(service: writer), .init(service: ReloadService(reloader: reloader)),
+            .init(service: server), .init(service: writer), .init(service: ReloadService(reloader: reloader, notifier: notifier)),
             .init(service: DirectedLoadPublisher(store: store)),
         ]
         if let httpListen = config.httpListen {
@@ -113,9 +126,12 @@ final class Reloader: Sendable {
 
     /// What the sockets, checks and pull source were started with.
     let startup: Configuration
+    let notifier: SystemdNotifier
 
-    init(configPath: String, store: StateStore, tokens: TokenBox, logger: Logger, startup: Configuration) {
+    init(configPath: String, store: StateStore, tokens: TokenBox, logger: Logger, startup: Configuration,
+         notifier: SystemdNotifier = SystemdNotifier(environment: [:])) {
         self.startup = startup
+        self.notifier = notifier
         self.configPath = configPath
         self.store = store
         self.tokens = tokens
@@ -131,6 +147,7 @@ final class Reloader: Sendable {
     }
 
     private func reloadSerially() -> [SourceError] {
+        notifier.reloading()
         let old = store.state
         switch StateLoader.load(configPath: configPath, previous: old) {
         case .success(let loaded):
@@ -143,10 +160,12 @@ final class Reloader: Sendable {
             }
             logger.info("reloaded", metadata: ["zones": "\(loaded.state.catalog.zones.count)",
                                                "records": "\(loaded.state.catalog.recordCount)"])
+            notifier.ready(status: "serving \(loaded.state.catalog.zones.count) zones")
             return []
         case .failure(let error):
             for item in error.errors { logger.error("reload rejected: \(item.description)") }
             logger.error("reload failed; still serving the previous state")
+            notifier.ready(status: "serving \(old.catalog.zones.count) zones; last reload failed: \(error.errors.count) errors")
             return error.errors
         }
     }
@@ -155,12 +174,14 @@ final class Reloader: Sendable {
 /// SIGHUP → reload.
 struct ReloadService: ServiceLifecycle.Service {
     let reloader: Reloader
+    let notifier: SystemdNotifier
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         for await _ in signals.cancelOnGracefulShutdown() {
             reloader.reload()
         }
+        notifier.stopping()
     }
 }
 
