@@ -6,7 +6,7 @@ struct ResolverdCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resolverd",
         abstract: "Authoritative DNS server that answers service names with the best edge site per client.",
-        subcommands: [Serve.self, Check.self, Explain.self, Simulate.self],
+        subcommands: [Serve.self, Check.self, Explain.self, ReportCommand.self, Simulate.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -11,13 +11,14 @@ final class NSDServer: @unchecked Sendable {
     let process = Process()
     let directory: String
 
-    init(zonesDirectory: String, zones: [String]) throws {
+    init(zonesDirectory: String, zones: [String], host: String = "127.0.0.1", port: Int? = nil, probe: String = "svc.example.") throws {
         let nsd = try #require(Paths.tool("nsd"), "nsd is not installed (make test installs it)")
-        port = freePort()
+        self.port = port ?? freePort()
+        let port = self.port
         directory = try Paths.temporaryDirectory()
         var config = """
             server:
-              ip-address: 127.0.0.1@\(port)
+              ip-address: \(host)@\(port)
               port: \(port)
               username: ""
               zonesdir: "\(zonesDirectory)"
@@ -44,7 +45,7 @@ final class NSDServer: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
-            if RawDNS.udp(port: port, RawDNS.query("svc.example.", .soa), timeout: 1) != nil { return }
+            if RawDNS.udp(port: port, RawDNS.query(probe, .soa), host: host, timeout: 1) != nil { return }
             guard process.isRunning else { break }
             usleep(100_000)
         }

@@ -44,6 +44,16 @@ struct LoadReport: Equatable {
 
     static let maxUtilization = 10.0
 
+    /// SPEC.md's body form (what `resolverd report` sends); `parse` reads it back unchanged.
+    var json: [UInt8] {
+        var fields = ["\"utilization\":\(utilization)"]
+        if let capacity { fields.append("\"capacity\":\(capacity)") }
+        if let serviceMs { fields.append("\"service_ms\":\(serviceMs)") }
+        if let queue { fields.append("\"queue\":\(queue)") }
+        fields.append("\"healthy\":\(healthy)")
+        return Array("{\(fields.joined(separator: ","))}".utf8)
+    }
+
     /// Parses SPEC.md's form (`utilization`, `capacity`, `service_ms`, `queue`, `healthy`) or
     /// a CATS metric level (draft-ietf-cats-metric-definition), selected by `level`:
     ///

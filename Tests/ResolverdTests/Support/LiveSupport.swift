@@ -159,6 +159,7 @@ enum RawDNS {
 
 /// A `resolverd serve` process on loopback ports of its own, stopped by PID at the end.
 final class LiveServer: @unchecked Sendable {
+    let host: String
     let port: Int
     let directory: String
     let configPath: String
@@ -166,8 +167,9 @@ final class LiveServer: @unchecked Sendable {
     let logPath: String
 
     /// Serves the shipped zones on a fresh port, with `dnsOptions` added under `dns:`.
-    convenience init(zones: String = Paths.zones, dnsOptions: [String] = [], extraConfig: String = "") throws {
-        try self.init { port in
+    convenience init(zones: String = Paths.zones, dnsOptions: [String] = [], extraConfig: String = "",
+                     arguments: [String] = [], environment: [String: String] = [:]) throws {
+        try self.init(arguments: arguments, environment: environment) { port in
             """
             dns:
               listen: ["127.0.0.1:\(port)"]
@@ -181,16 +183,23 @@ final class LiveServer: @unchecked Sendable {
 
     /// Serves the configuration `makeConfig(port)` returns, written to a fresh directory.
     /// `files` are written beside it (relative paths in the configuration resolve there).
-    init(files: [String: String] = [:], probe: String = "svc.example.", makeConfig: (Int) -> String) throws {
-        port = freePort()
+    /// `host`/`port` pick the DNS address the probe uses (a fresh loopback port by default);
+    /// `environment` is added to the process's.
+    init(files: [String: String] = [:], probe: String = "svc.example.", host: String = "127.0.0.1", port: Int? = nil,
+         arguments: [String] = [], environment: [String: String] = [:], makeConfig: (Int) -> String) throws {
+        self.host = host
+        self.port = port ?? freePort()
         directory = try Paths.temporaryDirectory()
         configPath = directory + "/resolverd.yaml"
         logPath = directory + "/resolverd.log"
         for (name, text) in files { try text.write(toFile: "\(directory)/\(name)", atomically: true, encoding: .utf8) }
-        try makeConfig(port).write(toFile: configPath, atomically: true, encoding: .utf8)
+        try makeConfig(self.port).write(toFile: configPath, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Paths.resolverd)
-        process.arguments = ["serve", "--config", configPath]
+        process.arguments = ["serve", "--config", configPath] + arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let log = FileHandle(forWritingAtPath: logPath)!
         process.standardOutput = log
         process.standardError = log
@@ -203,7 +212,7 @@ final class LiveServer: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if !process.isRunning { throw LiveError.exited(log) }
-            if RawDNS.udp(port: port, RawDNS.query("svc.example.", .soa), timeout: 1) != nil { return }
+            if RawDNS.udp(port: port, RawDNS.query("svc.example.", .soa), host: host, timeout: 1) != nil { return }
             usleep(50_000)
         }
         throw LiveError.notAnswering(log)
@@ -227,9 +236,9 @@ final class LiveServer: @unchecked Sendable {
 
     deinit { stop() }
 
-    func dig(_ arguments: [String], server: String = "127.0.0.1") throws -> String {
+    func dig(_ arguments: [String], server: String? = nil) throws -> String {
         let dig = try #require(Paths.tool("dig"), "dig is not installed (make test installs dnsutils)")
-        return try run(dig, ["@\(server)", "-p", "\(port)", "+norec", "+time=2", "+tries=1"] + arguments).stdout
+        return try run(dig, ["@\(server ?? host)", "-p", "\(port)", "+norec", "+time=2", "+tries=1"] + arguments).stdout
     }
 
     enum LiveError: Error { case exited(String), notAnswering(String) }
