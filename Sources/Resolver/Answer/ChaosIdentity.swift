@@ -2,7 +2,8 @@
 /// `version.server.` (RFC 4892 §2.2), and BIND's older `hostname.bind.` and `version.bind.`.
 ///
 /// Off unless configured, like NSD's `hide-identity`/`hide-version`: a version string helps
-/// an attacker pick exploits, and the instance name may be internal.
+/// an attacker pick exploits, and the instance name may be internal. Answered as NSD 4.6
+/// answers them (checked against it): TXT only, AA clear, TTL 0.
 public enum ChaosIdentity {
     public static let idNames = ["id.server.", "hostname.bind."]
     public static let versionNames = ["version.server.", "version.bind."]

@@ -107,12 +107,10 @@ public struct Responder {
         if question.rrClass == .in, let service = state.services[question.name] {
             state.answerService(service, question: question, client: Self.client(of: query, context: context),
                                 now: context.now, sequence: context.sequence, into: &resolution)
-        } else if question.rrClass == .chaos, let identity = state.chaos[question.name] {
-            // NSD and BIND answer these authoritatively; other types at the name are NODATA.
-            resolution.authoritative = true
-            if question.type == .txt || question.type == .any {
-                resolution.answer.append(SectionEntry(owner: question.name, rrset: identity))
-            }
+        } else if question.rrClass == .chaos, question.type == .txt, let identity = state.chaos[question.name] {
+            // As NSD answers them: AA clear (there is no CH zone), TTL 0; any other type or
+            // name in class CH is REFUSED below.
+            resolution.answer.append(SectionEntry(owner: question.name, rrset: identity))
         } else if question.rrClass != .in || question.type == .axfr || question.type == .ixfr
             || !state.catalog.answer(question, into: &resolution) {
             // Not ours, or zone transfer (not offered): REFUSED (RFC 8906 §3.1.3.1).
