@@ -43,10 +43,13 @@ enum Example {
     static let table: [(String, RRType, String?, UInt8)] = [
         ("198.51.100.0/24", .a, "192.0.2.10", 24),     // German network → fra1
         ("203.0.113.0/24", .a, "192.0.2.30", 24),      // French network → par1
-        ("203.0.113.0/24", .aaaa, nil, 24),            // par1 has no IPv6 → NODATA
+        ("203.0.113.0/24", .aaaa, nil, 0),             // par1 has no IPv6 → NODATA, scope 0 (RFC 7871 §7.4)
         ("2001:db8:100::/56", .aaaa, "2001:db8:2::20", 56), // Dutch IPv6 → ams1; the binding is per /56
         ("198.18.7.0/24", .a, "192.0.2.10", 24),       // London: all three within the margin; the hash picks fra1
-        ("0.0.0.0/0", .a, "192.0.2.20", 0),            // ECS /0: one binding for everyone, scope 0
+        ("0.0.0.0/0", .a, "192.0.2.20", 0),            // ECS /0: the source address decides, scope 0
+        ("10.1.2.0/24", .a, "192.0.2.20", 0),          // private ECS: ignored for the source (RFC 7871 §10)
+        ("127.0.0.0/24", .a, "192.0.2.20", 0),         // loopback ECS: likewise
+        ("fd00:1::/56", .aaaa, "2001:db8:2::20", 0),   // unique-local IPv6 ECS: likewise
     ]
 
     @Test(arguments: table.indices)
@@ -74,6 +77,25 @@ enum Example {
         let german = try Example.ask("API.svc.example.", .a, source: "198.51.100.200", state: state)
         #expect(german.answer.first?.rdata == [192, 0, 2, 10])
         #expect(german.answer.first?.name.text == "API.svc.example.")
+    }
+
+    /// A private ECS address is set aside for the packet's source, whatever network it names.
+    @Test func privateECSFollowsTheSourceAddress() throws {
+        let french = try Example.ask("api.svc.example.", .a, edns: Example.ecs("10.9.8.0/24"), source: "203.0.113.77", state: state)
+        #expect(french.answer.first?.rdata == [192, 0, 2, 30])
+        #expect(french.edns?.clientSubnet?.scopePrefixLength == 0)
+        let german = try Example.ask("api.svc.example.", .a, edns: Example.ecs("192.168.1.0/24"), source: "198.51.100.200", state: state)
+        #expect(german.answer.first?.rdata == [192, 0, 2, 10])
+    }
+
+    /// NXDOMAIN, NODATA and referrals are the same for every client: scope 0 (RFC 7871 §7.4).
+    @Test func negativeAnswersAndReferralsHaveScopeZero() throws {
+        for (name, rcode) in [("nothere.svc.example.", ResponseCode.nxDomain), ("www.svc.example.", .noError),
+                              ("host.sub.svc.example.", .noError)] {
+            let message = try Example.ask(name, .mx, edns: Example.ecs("198.51.100.0/24"), state: state)
+            #expect(message.rcode == rcode && message.answer.isEmpty, "\(name)")
+            #expect(message.edns?.clientSubnet?.scopePrefixLength == 0, "\(name)")
+        }
     }
 
     @Test func otherTypesAreNoData() throws {

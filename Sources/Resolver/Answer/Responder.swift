@@ -1,4 +1,7 @@
 import Scoring
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How a query arrived; it decides the size limit (RFC 1035 §4.2.1, RFC 7766 §8).
 public enum Transport: String, Sendable {
@@ -19,14 +22,21 @@ public struct RequestContext: Sendable {
     /// A per-transport query counter for the round-robin and weighted baselines.
     public var sequence: UInt64
 
-    public init(transport: Transport, source: IPAddress? = nil, now: Double? = nil, sequence: UInt64 = 0) {
+    /// Seconds since the epoch for server cookie timestamps, injected by tests; nil means
+    /// "read the wall clock", done only for queries that carry a cookie.
+    public var injectedWallClock: Int64?
+
+    public init(transport: Transport, source: IPAddress? = nil, now: Double? = nil, sequence: UInt64 = 0,
+                wallClock: Int64? = nil) {
         self.transport = transport
         self.source = source
         self.injectedNow = now
         self.sequence = sequence
+        self.injectedWallClock = wallClock
     }
 
     public var now: Double { injectedNow ?? SteeringClock.now() }
+    public var wallClock: Int64 { injectedWallClock ?? Int64(time(nil)) }
 }
 
 /// Turns one query packet into one response packet: the whole of answering, with no
@@ -47,65 +57,96 @@ public struct Responder {
     public var response: [UInt8] { writer.bytes }
 
     /// Answers `packet`. Returns false when nothing must be sent: the packet is shorter than
-    /// a header, or is itself a response (QR=1), which must never be answered (RFC 8906 §3.1).
+    /// a header, or is itself a response (QR=1), which must never be answered (RFC 8906 §3.1),
+    /// or response rate limiting drops it.
     public mutating func respond(to packet: UnsafeRawBufferPointer, context: RequestContext,
                                  state: ServingState) -> Bool {
         rcode = .noError
         sawECS = false
-        let answered = answer(packet, context: context, state: state)
-        if answered {
-            state.metrics.query(transport: context.transport, rcode: rcode, ecs: sawECS)
-        } else {
+        cookie = .absent
+        limitName = nil
+        guard let kind = answer(packet, context: context, state: state) else {
             state.metrics.drop()
+            return false
         }
-        return answered
+        state.metrics.cookie(cookie)
+        // RRL applies to UDP only: over TCP the source address is proven by the handshake, and
+        // so it is by a valid server cookie (RFC 7873 §5.3).
+        if context.transport == .udp, cookie != .valid, let limiter = state.rateLimiter, let source = context.source {
+            let action = limiter.account(key: limiter.key(client: source, kind: kind, name: limitName), now: context.now)
+            state.metrics.rateLimited(action, kind: kind)
+            switch action {
+            case .send:
+                break
+            case .drop:
+                state.metrics.drop()
+                return false
+            case .slip:
+                // An empty TC=1 response: no amplification, and a real client retries over TCP.
+                writer.truncate(to: questionEnd)
+                writer.patchUInt16(0, at: 6)
+                writer.patchUInt16(0, at: 8)
+                writer.patchUInt16(0, at: 10)
+                writer.patchUInt16(UInt16(writer.bytes[2]) << 8 | UInt16(writer.bytes[3]) | Header.tcBit, at: 2)
+            }
+        }
+        state.metrics.query(transport: context.transport, rcode: rcode, ecs: sawECS)
+        return true
     }
 
     /// The RCODE of the last response, and whether its query carried ECS (for metrics).
     public private(set) var rcode: ResponseCode = .noError
     private var sawECS = false
+    /// What the last query's COOKIE option showed.
+    public private(set) var cookie: CookieVerdict = .absent
+    /// The name the last response counts against in rate limiting (RateLimiter.key).
+    private var limitName: DNSName?
+    /// Where the question of the last response ends (the header's end when it has none).
+    private var questionEnd = Header.length
 
+    /// Writes the response to `packet` and returns its class for rate limiting; nil when
+    /// nothing must be sent.
     private mutating func answer(_ packet: UnsafeRawBufferPointer, context: RequestContext,
-                                 state: ServingState) -> Bool {
+                                 state: ServingState) -> ResponseClass? {
         writer.reset()
+        questionEnd = Header.length
         var reader = WireReader(packet)
-        guard let header = try? Header(from: &reader), !header.isResponse else { return false }
+        guard let header = try? Header(from: &reader), !header.isResponse else { return nil }
 
         guard header.opcode == .query else {
             // RFC 8906 §3.1.4: NOTIMP, all other flags clear, no records.
-            var reply = Header(id: header.id)
-            reply.isResponse = true
-            reply.opcode = header.opcode
-            reply.rcodeLow = UInt8(ResponseCode.notImp.rawValue)
-            reply.encode(into: &writer)
-            rcode = .notImp
-            return true
+            writeBare(header, rcode: .notImp, recursionDesired: false)
+            return .error
         }
 
         let query: Query
         do {
             query = try Query(header: header, body: &reader)
         } catch {
-            writeFormErr(header)
-            return true
-        }
-
-        if let edns = query.edns, edns.version > 0 {
-            // RFC 6891 §6.1.3: BADVERS with our version (0), no options interpreted or echoed.
-            resolution.reset()
-            resolution.rcode = .badVers
-            encode(query: query, options: ResponseOptions(), limit: Self.maxUDPPayload)
-            return true
+            // Malformed, QDCOUNT ≠ 1, two OPTs, an OPT not owned by the root, a bad ECS or
+            // COOKIE option: FORMERR (RFC 1035 §4.1.1, RFC 6891 §6.1.1, RFC 7871 §7.1.1,
+            // RFC 7873 §5.2.2).
+            writeBare(header, rcode: .formErr, recursionDesired: header.recursionDesired)
+            return .error
         }
 
         resolution.reset()
+        if let edns = query.edns, edns.version > 0 {
+            // RFC 6891 §6.1.3: BADVERS with our version (0); no option is interpreted and
+            // nothing of the query's OPT is echoed (RFC 8906 §8.2.4).
+            resolution.rcode = .badVers
+            encode(query: query, options: ResponseOptions(), dnssecOK: false, limit: Self.maxUDPPayload)
+            return .error
+        }
+
         let question = query.question
         if question.type == .opt {
-            writeFormErr(header)
-            return true
+            writeBare(header, rcode: .formErr, recursionDesired: header.recursionDesired)
+            return .error
         }
+        let client = Self.client(of: query, context: context)
         if question.rrClass == .in, let service = state.services[question.name] {
-            state.answerService(service, question: question, client: Self.client(of: query, context: context),
+            state.answerService(service, question: question, client: client.client,
                                 now: context.now, sequence: context.sequence, into: &resolution)
         } else if question.rrClass == .chaos, question.type == .txt, let identity = state.chaos[question.name] {
             // As NSD answers them: AA clear (there is no CH zone), TTL 0; any other type or
@@ -123,9 +164,17 @@ public struct Responder {
             if edns.nsidRequested, let nsid = state.nsid { options.nsid = nsid }
             if var subnet = edns.clientSubnet {
                 // RFC 7871 §7.2.1: echo FAMILY, SOURCE and ADDRESS; SCOPE is what the answer
-                // depended on, never more than the client revealed.
-                subnet.scopePrefixLength = min(resolution.scopePrefixLength, subnet.sourcePrefixLength)
+                // depended on, never more than the client revealed, and 0 when the ECS address
+                // was not used or the answer is negative or a referral (the same for everyone).
+                let scope = client.usedSubnet && !resolution.answer.isEmpty ? resolution.scopePrefixLength : 0
+                subnet.scopePrefixLength = min(scope, subnet.sourcePrefixLength)
                 options.clientSubnet = subnet
+            }
+            if let presented = edns.cookie {
+                let now = context.wallClock
+                cookie = ServerCookie.verdict(presented, address: context.source, now: now, secrets: state.cookies)
+                options.cookie = ServerCookie.response(to: presented, verdict: cookie, address: context.source, now: now,
+                                                       secrets: state.cookies)
             }
         }
         let limit: Int
@@ -136,40 +185,71 @@ public struct Responder {
             let offered = Int(query.edns?.udpPayloadSize ?? 512)
             limit = query.edns == nil ? 512 : min(max(offered, 512), Self.maxUDPPayload)
         }
-        encode(query: query, options: options, limit: limit)
-        return true
+        encode(query: query, options: options, dnssecOK: query.edns?.dnssecOK ?? false, limit: limit)
+        return classify(question)
+    }
+
+    /// The rate-limiting class of the resolution just encoded, and the name it counts against:
+    /// NXDOMAIN and referrals count against the zone or delegation that produced them, so a
+    /// flood of random names under one zone is limited as one (as in NSD and BIND).
+    private mutating func classify(_ question: Question) -> ResponseClass {
+        switch resolution.rcode {
+        case .noError:
+            if !resolution.answer.isEmpty {
+                limitName = question.name
+                return .answer
+            }
+            if !resolution.authoritative, let delegation = resolution.authority.first, delegation.rrset.type == .ns {
+                limitName = delegation.owner
+                return .referral
+            }
+            limitName = question.name
+            return .nodata
+        case .nxDomain:
+            limitName = resolution.authority.first?.owner ?? question.name
+            return .nxdomain
+        default:
+            return .error
+        }
     }
 
     /// The client selection is for: the ECS address and source prefix when the query has
-    /// one (RFC 7871 §7.1), else the packet's source address.
-    static func client(of query: Query, context: RequestContext) -> Client {
-        if let subnet = query.edns?.clientSubnet {
-            return Client(address: subnet.address, prefixLength: Int(subnet.sourcePrefixLength))
+    /// one (RFC 7871 §7.1), else the packet's source address. An ECS option that reveals
+    /// nothing (SOURCE /0) or names a private, loopback or link-local network, which says
+    /// nothing about where the client is and may be forged (RFC 7871 §10), is set aside for
+    /// the source address; the answer then has SCOPE 0.
+    static func client(of query: Query, context: RequestContext) -> (client: Client, usedSubnet: Bool) {
+        if let subnet = query.edns?.clientSubnet, subnet.sourcePrefixLength > 0, !subnet.address.isNonRoutable {
+            return (Client(address: subnet.address, prefixLength: Int(subnet.sourcePrefixLength)), true)
         }
-        if let source = context.source { return Client(address: source) }
-        return Client(address: .v4(0), prefixLength: 0)
+        if let source = context.source { return (Client(address: source), false) }
+        return (Client(address: .v4(0), prefixLength: 0), false)
     }
 
     struct ResponseOptions {
         var nsid: [UInt8]? = nil
         var clientSubnet: ClientSubnet? = nil
+        /// Client cookie and server cookie (RFC 7873 §4).
+        var cookie: [UInt8]? = nil
 
         /// Bytes of OPT RDATA these options take.
         var length: Int {
             (nsid.map { 4 + $0.count } ?? 0) + (clientSubnet.map { 4 + $0.encodedLength } ?? 0)
+                + (cookie.map { 4 + $0.count } ?? 0)
         }
     }
 
-    /// FORMERR for a query we could not decode: the header echoed with counts cleared
-    /// (the question may be what was malformed).
-    private mutating func writeFormErr(_ header: Header) {
-        rcode = .formErr
+    /// A header-only response (FORMERR for a query we could not decode, NOTIMP for an opcode
+    /// we do not serve): the ID and opcode echoed, counts cleared (the question may be what
+    /// was malformed), every flag but QR (and RD for FORMERR) clear (RFC 8906 §3.1).
+    private mutating func writeBare(_ header: Header, rcode: ResponseCode, recursionDesired: Bool) {
+        self.rcode = rcode
         writer.reset()
         var reply = Header(id: header.id)
         reply.isResponse = true
         reply.opcode = header.opcode
-        reply.recursionDesired = header.recursionDesired
-        reply.rcodeLow = UInt8(ResponseCode.formErr.rawValue)
+        reply.recursionDesired = recursionDesired
+        reply.rcodeLow = UInt8(rcode.rawValue)
         reply.encode(into: &writer)
     }
 
@@ -178,7 +258,7 @@ public struct Responder {
     /// If an answer or authority RRset does not fit, the response is cut back to header,
     /// question and OPT with TC=1 (RFC 2181 §9, RFC 7766 §5: the client retries over TCP). An
     /// additional RRset that does not fit is left out without TC.
-    private mutating func encode(query: Query, options: ResponseOptions, limit: Int) {
+    private mutating func encode(query: Query, options: ResponseOptions, dnssecOK: Bool, limit: Int) {
         rcode = resolution.rcode
         sawECS = query.edns?.clientSubnet != nil
         writer.reset()
@@ -195,6 +275,7 @@ public struct Responder {
         writer.writeUInt16(query.question.type.rawValue)
         writer.writeUInt16(query.question.rrClass.rawValue)
         let afterQuestion = writer.count
+        questionEnd = afterQuestion
 
         let optLength = query.edns == nil ? 0 : 11 + options.length
         let budget = limit - optLength
@@ -206,8 +287,8 @@ public struct Responder {
             truncated = true
             writer.truncate(to: afterQuestion)
         }
-        if let edns = query.edns {
-            writeOPT(dnssecOK: edns.dnssecOK, options: options)
+        if query.edns != nil {
+            writeOPT(dnssecOK: dnssecOK, options: options)
             counts.additional += 1
         }
         writer.patchUInt16(counts.answer, at: 6)
@@ -261,6 +342,11 @@ public struct Responder {
             writer.writeUInt16(EDNSOptionCode.clientSubnet.rawValue)
             writer.writeUInt16(UInt16(subnet.encodedLength))
             subnet.encodeData(into: &writer)
+        }
+        if let cookie = options.cookie {
+            writer.writeUInt16(EDNSOptionCode.cookie.rawValue)
+            writer.writeUInt16(UInt16(cookie.count))
+            writer.writeBytes(cookie)
         }
     }
 }

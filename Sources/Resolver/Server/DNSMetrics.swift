@@ -18,6 +18,10 @@ public final class DNSMetrics: Sendable {
     private let bindingsExpired: Counter
     /// Answer changes for a bound prefix (churn), by reason.
     private let bindingsMoved: [MoveReason: Counter]
+    /// Responses held back by rate limiting, [slipped, dropped][response class].
+    private let rateLimited: [[Counter]]
+    /// Queries with a COOKIE option, [client cookie only, valid server cookie].
+    private let cookies: [Counter]
 
     public init(steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: [])) {
         queries = [Transport.udp, .tcp].map { transport in
@@ -42,6 +46,28 @@ public final class DNSMetrics: Sendable {
             moved[reason] = Counter(label: "resolverd_bindings_moved_total", dimensions: [("reason", reason.rawValue)])
         }
         bindingsMoved = moved
+        rateLimited = ["slipped", "dropped"].map { action in
+            ResponseClass.allCases.map { kind in
+                Counter(label: "resolverd_rrl_responses_total", dimensions: [("action", action), ("class", kind.label)])
+            }
+        }
+        cookies = ["client-only", "valid"].map { Counter(label: "resolverd_dns_cookies_total", dimensions: [("verdict", $0)]) }
+    }
+
+    func rateLimited(_ action: RateLimitAction, kind: ResponseClass) {
+        switch action {
+        case .send: return
+        case .slip: rateLimited[0][Int(kind.rawValue)].increment()
+        case .drop: rateLimited[1][Int(kind.rawValue)].increment()
+        }
+    }
+
+    func cookie(_ verdict: CookieVerdict) {
+        switch verdict {
+        case .absent: return
+        case .clientOnly: cookies[0].increment()
+        case .valid: cookies[1].increment()
+        }
     }
 
     func binding(_ event: BindingEvent) {

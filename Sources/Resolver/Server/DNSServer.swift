@@ -1,4 +1,5 @@
 import Logging
+import enum Scoring.IPAddress
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -31,15 +32,11 @@ public final class ServerCounters: Sendable {
 /// Listening settings for the DNS transports.
 public struct DNSServerConfiguration: Sendable {
     public var listen: [SocketAddress]
-    /// Close a TCP connection after this long without a complete query (RFC 7766 §6.2.3).
-    public var tcpIdleTimeout: TimeAmount
-    /// Connections beyond this are closed at once (RFC 7766 §6.2.2).
-    public var maxTCPConnections: Int
+    public var tcp: TCPLimits
 
-    public init(listen: [SocketAddress], tcpIdleTimeout: TimeAmount = .seconds(10), maxTCPConnections: Int = 1000) {
+    public init(listen: [SocketAddress], tcp: TCPLimits = TCPLimits()) {
         self.listen = listen
-        self.tcpIdleTimeout = tcpIdleTimeout
-        self.maxTCPConnections = maxTCPConnections
+        self.tcp = tcp
     }
 }
 
@@ -137,8 +134,8 @@ public final class DNSServer: Service, Sendable {
     private func bindTCP(_ address: SocketAddress) async throws -> Channel {
         let store = self.store
         let counters = self.counters
-        let idle = configuration.tcpIdleTimeout
-        let limit = configuration.maxTCPConnections
+        let limits = configuration.tcp
+        let table = TCPConnectionTable()
         let logger = self.logger
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -149,16 +146,26 @@ public final class DNSServer: Service, Sendable {
                 channel.closeFuture.whenComplete { _ in
                     counters.tcpConnections.wrappingSubtract(1, ordering: .relaxed)
                 }
-                if open > limit {
+                let client = IPAddress(channel.remoteAddress)
+                guard open <= limits.maxConnections else {
                     counters.tcpRefused.wrappingAdd(1, ordering: .relaxed)
-                    logger.debug("tcp connection limit reached", metadata: ["limit": "\(limit)"])
+                    logger.debug("tcp connection limit reached", metadata: ["limit": "\(limits.maxConnections)"])
                     return channel.close()
+                }
+                if let client {
+                    guard table.admit(client, limit: limits.maxConnectionsPerClient) else {
+                        counters.tcpRefused.wrappingAdd(1, ordering: .relaxed)
+                        logger.debug("tcp per-client limit reached",
+                                     metadata: ["client": "\(client)", "limit": "\(limits.maxConnectionsPerClient)"])
+                        return channel.close()
+                    }
+                    channel.closeFuture.whenComplete { _ in table.release(client) }
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(IdleStateHandler(readTimeout: idle))
-                    try sync.addHandler(ByteToMessageHandler(DNSFrameDecoder()))
-                    try sync.addHandler(TCPQueryHandler(store: store, metrics: counters))
+                    try sync.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
+                    try sync.addHandler(ByteToMessageHandler(DNSFrameDecoder(readTimeout: limits.readTimeout)))
+                    try sync.addHandler(TCPQueryHandler(store: store, metrics: counters, maxInFlight: limits.maxInFlight))
                 }
             }
             .bind(to: address).get()

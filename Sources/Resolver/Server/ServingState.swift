@@ -45,10 +45,14 @@ public final class ServingState: Sendable {
     public let metrics: DNSMetrics
     /// Client bindings (flow affinity); keyed by site ID, so shared across reloads.
     public let affinity: AffinityTable
+    /// The secrets server cookies are made and checked with (RFC 7873, RFC 9018).
+    public let cookies: CookieSecrets
+    /// Response rate limiting of UDP answers; nil when off.
+    public let rateLimiter: ResponseRateLimiter?
 
     public init(catalog: Catalog, nsid: [UInt8]? = nil, chaos: [DNSName: RRSet] = [:], steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: []),
                 services: [DNSName: ServiceEntry] = [:], ledger: AnswerLedger? = nil, metrics: DNSMetrics? = nil,
-                affinity: AffinityTable? = nil) {
+                affinity: AffinityTable? = nil, cookies: CookieSecrets = .random(), rateLimiter: ResponseRateLimiter? = nil) {
         self.catalog = catalog
         self.nsid = nsid
         self.chaos = chaos
@@ -57,13 +61,15 @@ public final class ServingState: Sendable {
         self.ledger = ledger ?? AnswerLedger(siteCount: steering.sites.count)
         self.metrics = metrics ?? DNSMetrics(steering: steering)
         self.affinity = affinity ?? AffinityTable()
+        self.cookies = cookies
+        self.rateLimiter = rateLimiter
     }
 
     /// The same state with another steering snapshot (new reports, new directed load): the
     /// sites and services are unchanged, so the ledger, metrics and bindings carry over.
     public func with(steering: SteeringSnapshot) -> ServingState {
         ServingState(catalog: catalog, nsid: nsid, chaos: chaos, steering: steering, services: services, ledger: ledger, metrics: metrics,
-                     affinity: affinity)
+                     affinity: affinity, cookies: cookies, rateLimiter: rateLimiter)
     }
 
     public static let empty = ServingState(catalog: .empty)

@@ -58,9 +58,7 @@ struct Serve: AsyncParsableCommand {
             listen.append(try SocketAddress(ipAddress: address.host, port: address.port))
         }
         let server = DNSServer(
-            configuration: DNSServerConfiguration(listen: listen,
-                                                  tcpIdleTimeout: .seconds(Int64(config.tcpIdleTimeoutSeconds)),
-                                                  maxTCPConnections: config.tcpMaxConnections),
+            configuration: DNSServerConfiguration(listen: listen, tcp: config.tcp.limits),
             store: store, group: group, logger: logger,
             onReady: { notifier.ready(status: "serving \(catalog.zones.count) zones") })
         let tokens = TokenBox(loaded.tokens)

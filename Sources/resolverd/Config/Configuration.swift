@@ -47,8 +47,11 @@ struct Configuration: Sendable {
     /// off (REFUSED) unless set.
     var chaosID: String? = nil
     var chaosVersion: String? = nil
-    var tcpIdleTimeoutSeconds = 10
-    var tcpMaxConnections = 1000
+    var tcp = TCPLimitsConfig()
+    /// Server cookie secrets; nil: a random secret made at start and kept across reloads.
+    var cookieSecrets: CookieSecrets? = nil
+    /// Response rate limiting; nil: off.
+    var rateLimit: RateLimitConfiguration? = nil
     var httpListen: ListenAddress? = nil
     var tokensFile: String? = nil
     var zonesDirectory: String
@@ -91,7 +94,7 @@ struct Configuration: Sendable {
         for (key, value) in reader.mapping(root, "", allowed: topLevelKeys) {
             switch key {
             case "dns":
-                for (field, node) in reader.mapping(value, "dns", allowed: ["listen", "nsid", "chaos", "tcp-idle-timeout", "tcp-max-connections"]) {
+                for (field, node) in reader.mapping(value, "dns", allowed: Self.dnsKeys) {
                     let path = "dns.\(field)"
                     switch field {
                     case "listen":
@@ -119,10 +122,12 @@ struct Configuration: Sendable {
                             if text.utf8.count > 1024 { reader.error(item, "\(path).\(key)", "longer than 1024 bytes") }
                             if key == "id" { config.chaosID = text } else { config.chaosVersion = text }
                         }
-                    case "tcp-idle-timeout":
-                        config.tcpIdleTimeoutSeconds = reader.int(node, path, range: 1...3600) ?? config.tcpIdleTimeoutSeconds
+                    case "cookies":
+                        config.readCookies(node, reader: reader)
+                    case "rrl":
+                        config.readRateLimit(node, reader: reader)
                     default:
-                        config.tcpMaxConnections = reader.int(node, path, range: 1...1_000_000) ?? config.tcpMaxConnections
+                        _ = config.readTCPLimit(field, node, reader: reader)
                     }
                 }
             case "http":
@@ -156,9 +161,7 @@ extension Configuration {
         var changed: [String] = []
         if dnsListen != other.dnsListen { changed.append("dns.listen") }
         if httpListen != other.httpListen { changed.append("http.listen") }
-        if tcpIdleTimeoutSeconds != other.tcpIdleTimeoutSeconds || tcpMaxConnections != other.tcpMaxConnections {
-            changed.append("dns.tcp-*")
-        }
+        if tcp != other.tcp { changed.append("dns.tcp-*") }
         let checks = Dictionary(sites.map { ($0.id, $0.check) }, uniquingKeysWith: { first, _ in first })
         let otherChecks = Dictionary(other.sites.map { ($0.id, $0.check) }, uniquingKeysWith: { first, _ in first })
         if checks != otherChecks { changed.append("sites.*.check") }

@@ -50,7 +50,13 @@ enum StateLoader {
         let state = ServingState(catalog: catalog, nsid: configuration.nsid.map { Array($0.utf8) },
                                  chaos: ChaosIdentity.records(id: configuration.chaosID, version: configuration.chaosVersion),
                                  steering: steering, services: services, ledger: reuse,
-                                 affinity: previous?.affinity ?? AffinityTable(capacity: configuration.maxBindings))
+                                 affinity: previous?.affinity ?? AffinityTable(capacity: configuration.maxBindings),
+                                 cookies: configuration.cookieSecrets ?? previous?.cookies ?? .random(),
+                                 rateLimiter: configuration.rateLimit.map { limits in
+                                     // Keep the buckets (and so the limits in force) when unchanged.
+                                     previous?.rateLimiter.flatMap { $0.configuration == limits ? $0 : nil }
+                                         ?? ResponseRateLimiter(limits)
+                                 })
         return .success(LoadedState(configuration: configuration, state: state, tokens: tokens))
     }
 
