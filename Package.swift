@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(
             name: "ResolverdTests",
             dependencies: [
-                "resolverd", "Resolver", "Scoring",
+                "resolverd", "Resolver", "Scoring", "Simulation",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             resources: [.copy("Fixtures")]

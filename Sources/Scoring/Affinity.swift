@@ -108,8 +108,10 @@ public enum Affinity {
                 let round = snapshot.loads[index].reportedAt.map { Int($0.rounded(.down)) } ?? 0
                 let shed = !saturated && bound.excluded == .overloaded
                     && unitHash(key: key, site: "\(existing.site)#\(round)") < shedFraction(bound.utilization, snapshot.parameters)
+                // A moved client keeps its new site for the hold-down unless it must leave it.
+                let heldDown = existing.previous != nil && now - existing.boundAt < service.affinityHoldDown
                 switch bound.excluded {
-                case nil where bound.score <= limit, .overloaded? where !shed:
+                case nil where bound.score <= limit || heldDown, .overloaded? where !shed:
                     decision.allDown = false
                     decision.sites = [index] + eligible.filter { $0.site != index }
                         .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(max(service.answers, 1) - 1).map(\.site)

@@ -52,12 +52,16 @@ public struct Service: Hashable, Sendable {
     /// Seconds a binding lives, and the relative gain needed to move (used by affinity).
     public var affinityHold: Double
     public var affinityMargin: Double
+    /// Seconds a client that was moved stays on its new site before it may move again merely
+    /// for a better score, so a site flapping between down and up moves its clients away once,
+    /// not back and forth (forced moves, away from a failed or overloaded site, still happen).
+    public var affinityHoldDown: Double
 
     /// Whether answers use sticky bindings (Affinity) rather than a fresh choice per query.
     public var isSticky: Bool { affinityHold > 0 && policy == .responseTime }
 
     public init(name: String, sites: [Int], ttl: UInt32 = 20, answers: Int = 1, policy: Policy = .responseTime,
-                affinityHold: Double = 300, affinityMargin: Double = 0.2) {
+                affinityHold: Double = 300, affinityMargin: Double = 0.2, affinityHoldDown: Double = 30) {
         self.name = name
         self.sites = sites
         self.ttl = ttl
@@ -65,6 +69,7 @@ public struct Service: Hashable, Sendable {
         self.policy = policy
         self.affinityHold = affinityHold
         self.affinityMargin = affinityMargin
+        self.affinityHoldDown = affinityHoldDown
     }
 }
 

@@ -87,6 +87,16 @@ func decodeQuery(_ bytes: [UInt8]) throws(WireError) -> Query {
         #expect(writer.bytes == Golden.bytes("03777777074578616d706c6503636f6d00046d61696cc004c004"))
     }
 
+    /// A label repeated inside one name must not match itself before the name is written
+    /// (found by the mutation storm: "ap\u{e1}.…" names read past the written bytes).
+    @Test func repeatedLabelsInOneName() throws {
+        var writer = WireWriter()
+        writer.writeName(try DNSName("a.a.example."))
+        writer.writeName(try DNSName("a.example."))
+        writer.writeName(try DNSName("A.A.example."))
+        #expect(writer.bytes == Golden.bytes("01610161076578616d706c6500" + "c002" + "c000"))
+    }
+
     @Test func namesParseAndPrint() throws {
         #expect(try DNSName("a.b.").text == "a.b.")
         #expect(try DNSName("www", origin: DNSName("example.")).text == "www.example.")

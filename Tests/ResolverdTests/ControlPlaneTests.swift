@@ -20,9 +20,13 @@ struct ControlServer {
         """
 
     /// `sites` replaces the default site block (e.g. to add a health check).
-    init(steering: String = "", sites: String? = nil, extra: String = "", files: [String: String] = [:]) throws {
-        let http = freePort()
-        httpPort = http
+    /// `serviceOptions` are added to the service's settings (e.g. `affinity: {…}`).
+    /// `httpPort` picks the API's port (a free one by default); `waitForAPI: false` starts
+    /// without waiting for the API to answer.
+    init(steering: String = "", sites: String? = nil, extra: String = "", serviceOptions: String = "",
+         files: [String: String] = [:], httpPort: Int? = nil, waitForAPI: Bool = true) throws {
+        let http = httpPort ?? freePort()
+        self.httpPort = http
         var allFiles = files
         allFiles["tokens.yaml"] = Self.tokens
         allFiles["latency.csv"] = try String(contentsOfFile: Paths.root.appendingPathComponent("latency.csv").path, encoding: .utf8)
@@ -42,14 +46,14 @@ struct ControlServer {
             zones: \(Paths.zones)
             \(siteBlock)
             services:
-              api.svc.example.: {sites: [fra1, ams1, par1], ttl: 20}
+              api.svc.example.: {sites: [fra1, ams1, par1], ttl: 20\(serviceOptions.isEmpty ? "" : ", " + serviceOptions)}
             latency:
               file: latency.csv
             \(steering)
             \(extra)
             """
         }
-        try waitForHTTP()
+        if waitForAPI { try waitForHTTP() }
     }
 
     func waitForHTTP() throws {
@@ -148,7 +152,9 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
     }
 
     @Test func aReportChangesTheAnswerAndExplainShowsIt() async throws {
-        let server = try ControlServer()
+        // A 2 s hold-down: the client moved away returns once it has passed (FaultTests
+        // shows what the hold-down is for).
+        let server = try ControlServer(serviceOptions: "affinity: {hold-down: 2}")
         defer { server.dns.stop() }
         #expect(try server.frenchAnswer() == "192.0.2.30\n")
         #expect(try await server.request("PUT", "/v1/sites/par1/load", token: "par1-token-0123456789",
@@ -159,7 +165,7 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
         #expect(explain.status == 0)
         #expect(explain.stdout.contains("choice: ams1 (192.0.2.20)"))
         #expect(explain.stdout.contains("par1    3.0      measured 203.0.113.0/24       0.97   333.3"))
-        // Recovery moves it back.
+        // Recovery moves it back, after the hold-down.
         #expect(try await server.request("PUT", "/v1/sites/par1/load", token: "par1-token-0123456789",
                                          body: #"{"utilization":0.1}"#).0 == 204)
         try await eventually { try server.frenchAnswer() == "192.0.2.30\n" }

@@ -91,12 +91,16 @@ public struct WireWriter {
         var i = from
         var j = at
         while true {
+            // A candidate may be a label of the name being written, whose end is not yet in
+            // the message ("a.a.example.": the second "a" matches the first, whose next label
+            // is not written yet): such a suffix is not in the message, so no match.
+            guard j < message.count else { return false }
             // Our own pointers always point backwards, so this terminates.
             while message[j] & 0xC0 == 0xC0 {
                 j = Int(message[j] & 0x3F) << 8 | Int(message[j + 1])
             }
             let length = name[i]
-            guard message[j] == length else { return false }
+            guard message[j] == length, j + Int(length) < message.count else { return false }
             if length == 0 { return true }
             for k in 1...Int(length) where asciiLower(name[i + k]) != asciiLower(message[j + k]) {
                 return false

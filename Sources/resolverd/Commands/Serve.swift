@@ -78,7 +78,7 @@ struct Serve: AsyncParsableCommand {
                 router: api.router(),
                 configuration: .init(address: .hostname(httpListen.host, port: httpListen.port), serverName: "resolverd"),
                 logger: logger)
-            services.append(.init(service: application))
+            services.append(AuxiliaryService(name: "http api", base: application, logger: logger).configuration)
             logger.info("http api", metadata: ["address": "\(httpListen)"])
         }
         let targets = config.sites.compactMap { site -> HealthChecker.Target? in

@@ -27,6 +27,7 @@ struct ServiceConfig: Sendable {
     var policy: Policy = .responseTime
     var hold: Double = 300
     var margin: Double = 0.2
+    var holdDown: Double = 30
     var line: Int
 }
 
@@ -105,11 +106,14 @@ extension Configuration {
                         }
                         service.policy = policy
                     default:
-                        for (setting, entry) in reader.mapping(item, fieldPath, allowed: ["hold", "margin"]) {
-                            if setting == "hold" {
+                        for (setting, entry) in reader.mapping(item, fieldPath, allowed: ["hold", "margin", "hold-down"]) {
+                            switch setting {
+                            case "hold":
                                 service.hold = reader.double(entry, "\(fieldPath).hold", range: 0...86400) ?? service.hold
-                            } else {
+                            case "margin":
                                 service.margin = reader.double(entry, "\(fieldPath).margin", range: 0...10) ?? service.margin
+                            default:
+                                service.holdDown = reader.double(entry, "\(fieldPath).hold-down", range: 0...86400) ?? service.holdDown
                             }
                         }
                     }

@@ -80,7 +80,9 @@ struct BindingPersister: ServiceLifecycle.Service {
             try handle.synchronize()
             guard rename(temporary, path) == 0 else { throw CocoaError(.fileWriteUnknown) }
         } catch {
-            // The previous snapshot is still in place: only the temporary file was touched.
+            // The previous snapshot is still in place: only the temporary file was touched,
+            // and it goes too, so a full disk gets its space back.
+            unlink(path + ".tmp")
             logger.error("cannot write binding snapshot; keeping the previous one",
                          metadata: ["path": "\(path)", "error": "\(error)"])
         }

@@ -102,7 +102,8 @@ enum StateLoader {
             names.append(name)
             zonesOfServices.append(zone)
             services.append(Service(name: name.text, sites: indices, ttl: config.ttl, answers: config.answers,
-                                    policy: config.policy, affinityHold: config.hold, affinityMargin: config.margin))
+                                    policy: config.policy, affinityHold: config.hold, affinityMargin: config.margin,
+                                    affinityHoldDown: config.holdDown))
         }
 
         var latency = LatencyMap()

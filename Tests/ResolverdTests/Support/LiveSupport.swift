@@ -243,3 +243,11 @@ final class LiveServer: @unchecked Sendable {
 
     enum LiveError: Error { case exited(String), notAnswering(String) }
 }
+
+/// Bytes from hexadecimal text, for packets written out in tests.
+enum Golden {
+    static func bytes(_ hex: String) -> [UInt8] {
+        let digits = Array(hex.utf8)
+        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(decoding: digits[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
+    }
+}
