@@ -10,7 +10,7 @@ APT_TEST     := $(APT_RUN) dnsutils knot-dnsutils ldnsutils nsd unbound promethe
 # Packages the benchmarks need.
 APT_BENCH    := $(APT_TEST) dnsperf util-linux iproute2
 
-.PHONY: run build release test bench simulate check install deps-run deps-test deps-bench clean
+.PHONY: run build release test bench simulate check install fuzz fuzz-build deps-run deps-test deps-bench clean
 
 deps-run:
 	@scripts/apt-ensure $(APT_RUN)
@@ -43,10 +43,27 @@ install: release
 check: build
 	.build/debug/resolverd check --config $(CONFIG)
 
-## Install what the tests need and run every test (unit, in-process, live with dig/kdig/NSD).
+## Install what the tests need and run every test (unit, in-process, live with dig/kdig/NSD),
+## then the fuzz target for 60 s.
 test: deps-test
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(MAKE) fuzz FUZZ_SECONDS=60
+
+## libFuzzer on the query path (Fuzz/): decode → answer → the response must decode, be a
+## response to the query and fit the transport. Debug build, so Swift's bounds checks on
+## unsafe buffers stay on, with AddressSanitizer. The corpus grows in .build-fuzz/corpus
+## (seeded from Fuzz/corpus, real dig/kdig/drill queries); findings go to .build-fuzz/findings.
+FUZZ_SECONDS ?= 600
+FUZZ_FLAGS   := -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+fuzz-build: deps-run
+	$(SWIFT) build --package-path Fuzz --build-path .build-fuzz $(FUZZ_FLAGS)
+
+fuzz: fuzz-build
+	mkdir -p .build-fuzz/corpus .build-fuzz/findings
+	cp -n Fuzz/corpus/* .build-fuzz/corpus/
+	SWIFT_BACKTRACE=enable=no .build-fuzz/debug/resolverd-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=1500 \
+		-print_final_stats=1 -artifact_prefix=.build-fuzz/findings/ .build-fuzz/corpus
 
 ## resolverd vs NSD with dnsperf, side by side (see bench/README.md).
 bench: deps-bench release
@@ -59,4 +76,4 @@ simulate: release
 	python3 scripts/readme-simulation README.md docs/simulation flash-crowd
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz
