@@ -108,7 +108,9 @@ public enum Affinity {
                 let round = snapshot.loads[index].reportedAt.map { Int($0.rounded(.down)) } ?? 0
                 let shed = !saturated && bound.excluded == .overloaded
                     && unitHash(key: key, site: "\(existing.site)#\(round)") < shedFraction(bound.utilization, snapshot.parameters)
-                // A moved client keeps its new site for the hold-down unless it must leave it.
+                // A moved client keeps its new site for the hold-down unless it must leave it:
+                // a site flapping between down and up moves its clients away once, not back
+                // and forth, and an overloaded site does not refill as soon as it has shed.
                 let heldDown = existing.previous != nil && now - existing.boundAt < service.affinityHoldDown
                 switch bound.excluded {
                 case nil where bound.score <= limit || heldDown, .overloaded? where !shed:

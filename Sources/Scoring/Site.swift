@@ -56,12 +56,13 @@ public struct Service: Hashable, Sendable {
     /// for a better score, so a site flapping between down and up moves its clients away once,
     /// not back and forth (forced moves, away from a failed or overloaded site, still happen).
     public var affinityHoldDown: Double
+    public static let defaultHoldDown: Double = 30
 
     /// Whether answers use sticky bindings (Affinity) rather than a fresh choice per query.
     public var isSticky: Bool { affinityHold > 0 && policy == .responseTime }
 
     public init(name: String, sites: [Int], ttl: UInt32 = 20, answers: Int = 1, policy: Policy = .responseTime,
-                affinityHold: Double = 300, affinityMargin: Double = 0.2, affinityHoldDown: Double = 30) {
+                affinityHold: Double = 300, affinityMargin: Double = 0.2, affinityHoldDown: Double = Service.defaultHoldDown) {
         self.name = name
         self.sites = sites
         self.ttl = ttl

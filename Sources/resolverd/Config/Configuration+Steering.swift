@@ -27,7 +27,7 @@ struct ServiceConfig: Sendable {
     var policy: Policy = .responseTime
     var hold: Double = 300
     var margin: Double = 0.2
-    var holdDown: Double = 30
+    var holdDown: Double = Service.defaultHoldDown
     var line: Int
 }
 
