@@ -61,7 +61,7 @@ fuzz-build: deps-run
 
 fuzz: fuzz-build
 	mkdir -p .build-fuzz/corpus .build-fuzz/findings
-	cp -n Fuzz/corpus/* .build-fuzz/corpus/
+	for seed in Fuzz/corpus/*; do [ -e .build-fuzz/corpus/$${seed##*/} ] || cp $$seed .build-fuzz/corpus/; done
 	SWIFT_BACKTRACE=enable=no .build-fuzz/debug/resolverd-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=1500 \
 		-print_final_stats=1 -artifact_prefix=.build-fuzz/findings/ .build-fuzz/corpus
 

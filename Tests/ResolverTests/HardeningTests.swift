@@ -183,6 +183,15 @@ import Testing
         #expect(slipped.additional.isEmpty && slipped.edns == nil)
     }
 
+    /// Random names under a wildcard share the wildcard's bucket.
+    @Test func wildcardAnswersCountAgainstTheWildcard() {
+        let state = Self.state(rrl: RateLimitConfiguration(rate: 3, window: 1, slip: 0))
+        let answered = (0..<20).filter { index in
+            Self.ask(Fixture.query("random\(index).wild.svc.example.", .a), state: state) != nil
+        }.count
+        #expect(answered == 3)
+    }
+
     /// Random names under one zone share the NXDOMAIN bucket (the zone's), so a random-subdomain
     /// flood is limited as one.
     @Test func nxdomainCountsAgainstTheZone() {

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Resolver
 import Scoring
 import Simulation
@@ -145,6 +146,14 @@ import Glibc
                  guard let cookie = message.edns?.options.first(where: { $0.code == .cookie })?.data else { return "no cookie" }
                  return cookie.count == 24 && cookie[8] == 1 && cookie.starts(with: clientCookie) ? nil : "cookie \(cookie)"
              }),
+        // RFC 7873 §5.4: no question, only a client cookie → NOERROR with our server cookie.
+        Case(description: "QDCOUNT 0 with only a client cookie",
+             packet: Golden.bytes("515100000000000000000001" + "00" + "0029" + "1000" + "00000000" + "000c" + "000a0008" + "0123456789abcdef"),
+             expect: .response(.noError) { message in
+                 guard let cookie = message.edns?.options.first(where: { $0.code == .cookie })?.data else { return "no cookie" }
+                 if cookie.count != 24 || !cookie.starts(with: clientCookie) { return "cookie \(cookie)" }
+                 return message.questions.isEmpty ? noRecords(message) : "a question in the response"
+             }),
         Case(description: "cookie of 5 bytes", packet: query(options: [EDNSOption(code: .cookie, data: [1, 2, 3, 4, 5])]),
              expect: .response(.formErr, noRecords)),
         Case(description: "cookie of 9 bytes", packet: query(options: [EDNSOption(code: .cookie, data: Array(repeating: 1, count: 9))]),
@@ -152,6 +161,12 @@ import Glibc
         Case(description: "cookie of 41 bytes", packet: query(options: [EDNSOption(code: .cookie, data: Array(repeating: 1, count: 41))]),
              expect: .response(.formErr, noRecords)),
     ]
+
+    /// An IPv4 client of a dual-stack socket (::ffff:a.b.c.d) is that IPv4 address.
+    @Test func mappedAddressesAreIPv4() throws {
+        #expect(IPAddress(try SocketAddress(ipAddress: "::ffff:192.0.2.1", port: 53)) == .v4(0xC000_0201))
+        #expect(IPAddress(try SocketAddress(ipAddress: "2001:db8::1", port: 53)) == IPAddress("2001:db8::1"))
+    }
 
     static func exchange(_ packet: [UInt8], port: Int, transport: Transport) -> [UInt8]? {
         switch transport {

@@ -23,10 +23,13 @@ let fuzzState: ServingState = {
                         chaos: ChaosIdentity.records(id: "fuzz", version: "0"), steering: steering,
                         services: [name: ServiceEntry(name: name, index: 0, zone: zone, snapshot: steering)],
                         cookies: CookieSecrets(current: Array(repeating: 1, count: 16)),
-                        rateLimiter: ResponseRateLimiter(RateLimitConfiguration(rate: 1000, slip: 2)))
+                        rateLimiter: ResponseRateLimiter(RateLimitConfiguration(rate: 50, slip: 2)))
 }()
 
 nonisolated(unsafe) var responder = Responder()
+/// The steering clock advances 10 ms per input, so rate-limit buckets refill (50 a second):
+/// a bucket hit by every input is limited half the time, and both paths stay exercised.
+nonisolated(unsafe) var inputs = 0
 
 /// One input: decoded as a whole message and as a query (neither may trap), then answered over
 /// UDP and TCP exactly as the transports do. A response that does not decode, is not a
@@ -36,8 +39,10 @@ public func fuzzQueryPipeline(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
     let packet = UnsafeRawBufferPointer(start: data, count: size)
     _ = try? Message(packet)
     let query = try? Query.decode(packet)
+    inputs += 1
+    let now = 1000 + Double(inputs) * 0.01
     for transport in [Transport.udp, .tcp] {
-        let context = RequestContext(transport: transport, source: IPAddress("198.51.100.7"), now: 1000, wallClock: 1_700_000_000)
+        let context = RequestContext(transport: transport, source: IPAddress("198.51.100.7"), now: now, wallClock: 1_700_000_000)
         guard responder.respond(to: packet, context: context, state: fuzzState) else { continue }
         let response = responder.response
         guard let message = try? Message(response) else { fatalError("undecodable response to \(Array(packet))") }

@@ -119,6 +119,14 @@ public struct Responder {
             return .error
         }
 
+        if header.questionCount == 0 {
+            var records = reader
+            if let edns = Query.cookieRequest(header: header, body: &records) {
+                // RFC 7873 §5.4: NOERROR, no question, and our server cookie.
+                writeCookieOnly(header, edns: edns, context: context, state: state)
+                return .error
+            }
+        }
         let query: Query
         do {
             query = try Query(header: header, body: &reader)
@@ -170,12 +178,7 @@ public struct Responder {
                 subnet.scopePrefixLength = min(scope, subnet.sourcePrefixLength)
                 options.clientSubnet = subnet
             }
-            if let presented = edns.cookie {
-                let now = context.wallClock
-                cookie = ServerCookie.verdict(presented, address: context.source, now: now, secrets: state.cookies)
-                options.cookie = ServerCookie.response(to: presented, verdict: cookie, address: context.source, now: now,
-                                                       secrets: state.cookies)
-            }
+            options.cookie = cookieOption(edns.cookie, context: context, state: state)
         }
         let limit: Int
         switch context.transport {
@@ -195,8 +198,10 @@ public struct Responder {
     private mutating func classify(_ question: Question) -> ResponseClass {
         switch resolution.rcode {
         case .noError:
-            if !resolution.answer.isEmpty {
-                limitName = question.name
+            if let first = resolution.answer.first {
+                // The RRset's own owner: for an answer synthesized from a wildcard that is the
+                // wildcard, so random names under it share one bucket (as in BIND and NSD).
+                limitName = first.rrset.name
                 return .answer
             }
             if !resolution.authoritative, let delegation = resolution.authority.first, delegation.rrset.type == .ns {
@@ -251,6 +256,31 @@ public struct Responder {
         reply.recursionDesired = recursionDesired
         reply.rcodeLow = UInt8(rcode.rawValue)
         reply.encode(into: &writer)
+    }
+
+    /// Judges the query's COOKIE option (RFC 7873 §5.2) into `cookie` and returns the one to
+    /// send back, nil when the query had none.
+    private mutating func cookieOption(_ presented: [UInt8]?, context: RequestContext, state: ServingState) -> [UInt8]? {
+        guard let presented else { return nil }
+        let now = context.wallClock
+        cookie = ServerCookie.verdict(presented, address: context.source, now: now, secrets: state.cookies)
+        return ServerCookie.response(to: presented, verdict: cookie, address: context.source, now: now, secrets: state.cookies)
+    }
+
+    /// The answer to a cookie-only query: the header echoed (RD and CD copied) with no records
+    /// but our OPT, holding the client cookie and a server cookie.
+    private mutating func writeCookieOnly(_ header: Header, edns: EDNS, context: RequestContext, state: ServingState) {
+        rcode = .noError
+        writer.reset()
+        var reply = Header(id: header.id, additionalCount: 1)
+        reply.isResponse = true
+        reply.recursionDesired = header.recursionDesired
+        reply.checkingDisabled = header.checkingDisabled
+        reply.encode(into: &writer)
+        resolution.reset()
+        var options = ResponseOptions()
+        options.cookie = cookieOption(edns.cookie, context: context, state: state)
+        writeOPT(dnssecOK: edns.dnssecOK, options: options)
     }
 
     /// Encodes `resolution` for `query` within `limit` bytes.

@@ -51,6 +51,8 @@ public final class DNSServer: Service, Sendable {
     let group: MultiThreadedEventLoopGroup
     let logger: Logger
     public let counters: ServerCounters
+    /// Open TCP connections per client, across every listening address.
+    let connections = TCPConnectionTable()
     /// Called once every socket is bound (systemd's READY=1).
     let onReady: @Sendable () -> Void
 
@@ -135,7 +137,7 @@ public final class DNSServer: Service, Sendable {
         let store = self.store
         let counters = self.counters
         let limits = configuration.tcp
-        let table = TCPConnectionTable()
+        let table = connections
         let logger = self.logger
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -146,7 +148,8 @@ public final class DNSServer: Service, Sendable {
                 channel.closeFuture.whenComplete { _ in
                     counters.tcpConnections.wrappingSubtract(1, ordering: .relaxed)
                 }
-                let client = IPAddress(channel.remoteAddress)
+                // A client is an IPv4 address or an IPv6 /64 (one host's usual allocation).
+                let client = IPAddress(channel.remoteAddress).map { $0.masked(to: $0.family == .ipv4 ? 32 : 64) }
                 guard open <= limits.maxConnections else {
                     counters.tcpRefused.wrappingAdd(1, ordering: .relaxed)
                     logger.debug("tcp connection limit reached", metadata: ["limit": "\(limits.maxConnections)"])
@@ -164,8 +167,9 @@ public final class DNSServer: Service, Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(IdleStateHandler(readTimeout: limits.idleTimeout))
-                    try sync.addHandler(ByteToMessageHandler(DNSFrameDecoder(readTimeout: limits.readTimeout)))
-                    try sync.addHandler(TCPQueryHandler(store: store, metrics: counters, maxInFlight: limits.maxInFlight))
+                    try sync.addHandler(ByteToMessageHandler(DNSFrameDecoder()))
+                    try sync.addHandler(TCPQueryHandler(store: store, metrics: counters, maxInFlight: limits.maxInFlight,
+                                                        readTimeout: limits.readTimeout))
                 }
             }
             .bind(to: address).get()

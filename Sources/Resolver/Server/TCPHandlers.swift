@@ -13,6 +13,7 @@ public struct TCPLimits: Sendable, Equatable {
     public var readTimeout: TimeAmount
     /// Connections beyond this are closed at once (RFC 7766 §6.2.2).
     public var maxConnections: Int
+    /// Per IPv4 address or IPv6 /64, over all listening addresses.
     public var maxConnectionsPerClient: Int
     /// Responses written but not yet taken by the peer; at this many (or when the socket's
     /// buffer is full), the connection stops reading until the peer catches up, so a peer
@@ -52,30 +53,28 @@ final class TCPConnectionTable: Sendable {
     }
 }
 
-/// Splits a TCP stream into DNS messages by their two-octet length prefix (RFC 1035 §4.2.2),
-/// and closes the connection when a started message is not complete within `readTimeout`.
+/// Splits a TCP stream into DNS messages by their two-octet length prefix (RFC 1035 §4.2.2).
+/// It tells the next handler when a message has started to arrive and when it is complete,
+/// so that handler can time it (`TCPLimits.readTimeout`).
 struct DNSFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
 
-    let readTimeout: TimeAmount
-    private var deadline: Scheduled<Void>?
-
-    init(readTimeout: TimeAmount) {
-        self.readTimeout = readTimeout
-    }
+    enum Progress { case started, finished }
+    private var partial = false
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
               buffer.readableBytes >= 2 + Int(length) else {
-            if buffer.readableBytes > 0 && deadline == nil {
-                // Set once per message: more bytes trickling in do not extend it.
-                let channel = context.channel
-                deadline = context.eventLoop.scheduleTask(in: readTimeout) { channel.close(promise: nil) }
+            if buffer.readableBytes > 0 && !partial {
+                partial = true
+                context.fireUserInboundEventTriggered(Progress.started)
             }
             return .needMoreData
         }
-        deadline?.cancel()
-        deadline = nil
+        if partial {
+            partial = false
+            context.fireUserInboundEventTriggered(Progress.finished)
+        }
         buffer.moveReaderIndex(forwardBy: 2)
         let frame = buffer.readSlice(length: Int(length))!
         context.fireChannelRead(wrapInboundOut(frame))
@@ -85,8 +84,6 @@ struct DNSFrameDecoder: ByteToMessageDecoder {
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         // A partial message at EOF is discarded.
         while try decode(context: context, buffer: &buffer) == .continue {}
-        deadline?.cancel()
-        deadline = nil
         return .needMoreData
     }
 }
@@ -108,11 +105,28 @@ final class TCPQueryHandler: ChannelInboundHandler {
     private var inFlight = 0
     private var held = CircularBuffer<ByteBuffer>()
     private var paused = false
+    /// A message has started to arrive and is not complete; it must be within `readTimeout`,
+    /// which runs only while we read (not while paused for the peer to catch up).
+    private let readTimeout: TimeAmount
+    private var messageStarted = false
+    private var deadline: Scheduled<Void>?
 
-    init(store: StateStore, metrics: ServerCounters, maxInFlight: Int) {
+    init(store: StateStore, metrics: ServerCounters, maxInFlight: Int, readTimeout: TimeAmount) {
         self.store = store
         self.metrics = metrics
         self.maxInFlight = maxInFlight
+        self.readTimeout = readTimeout
+    }
+
+    private func armDeadline(_ context: ChannelHandlerContext) {
+        guard deadline == nil else { return }
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: readTimeout) { channel.close(promise: nil) }
+    }
+
+    private func disarmDeadline() {
+        deadline?.cancel()
+        deadline = nil
     }
 
     private func mustWait(_ context: ChannelHandlerContext) -> Bool {
@@ -156,6 +170,7 @@ final class TCPQueryHandler: ChannelInboundHandler {
     private func pause(_ context: ChannelHandlerContext) {
         guard !paused else { return }
         paused = true
+        disarmDeadline()
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
         flushIfNeeded(context)
     }
@@ -169,6 +184,7 @@ final class TCPQueryHandler: ChannelInboundHandler {
         flushIfNeeded(context)
         if held.isEmpty && !mustWait(context) {
             paused = false
+            if messageStarted { armDeadline(context) }
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
         }
     }
@@ -191,11 +207,23 @@ final class TCPQueryHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
+        switch event {
+        case is IdleStateHandler.IdleStateEvent:
             context.close(promise: nil)
-            return
+        case DNSFrameDecoder.Progress.started:
+            messageStarted = true
+            if !paused { armDeadline(context) }
+        case DNSFrameDecoder.Progress.finished:
+            messageStarted = false
+            disarmDeadline()
+        default:
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarmDeadline()
+        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

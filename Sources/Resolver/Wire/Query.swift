@@ -22,7 +22,14 @@ public struct Query: Sendable {
         guard header.questionCount == 1 else { throw .badQuestionCount }
         self.header = header
         self.question = try Question(from: &reader)
-        self.edns = nil
+        self.edns = try Self.readEDNS(header: header, records: &reader, keepOptions: keepOptions)
+    }
+
+    /// Reads the records after the question section and returns the OPT record's facts.
+    /// An OPT outside the additional section, two of them, or one not owned by the root is
+    /// malformed (RFC 6891 §6.1.1).
+    static func readEDNS(header: Header, records reader: inout WireReader, keepOptions: Bool) throws(WireError) -> EDNS? {
+        var edns: EDNS?
         let otherRecords = Int(header.answerCount) + Int(header.authorityCount)
         for _ in 0..<otherRecords {
             _ = try reader.readName()
@@ -44,6 +51,16 @@ public struct Query: Sendable {
                 try reader.skip(Int(try reader.readUInt16()))
             }
         }
+        return edns
+    }
+
+    /// The EDNS of a query with no question that carries a COOKIE option: a client asking for
+    /// a server cookie (RFC 7873 §5.4). Nil for anything else.
+    public static func cookieRequest(header: Header, body reader: inout WireReader) -> EDNS? {
+        guard header.questionCount == 0, header.opcode == .query,
+              let edns = try? readEDNS(header: header, records: &reader, keepOptions: false),
+              edns.version == 0, edns.cookie != nil else { return nil }
+        return edns
     }
 
     /// Decodes a whole query packet.

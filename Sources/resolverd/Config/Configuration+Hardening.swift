@@ -77,7 +77,8 @@ extension Configuration {
             case "slip": limits.slip = reader.int(item, path, range: 0...100) ?? limits.slip
             case "ipv4-prefix": limits.ipv4PrefixLength = reader.int(item, path, range: 8...32) ?? limits.ipv4PrefixLength
             case "ipv6-prefix": limits.ipv6PrefixLength = reader.int(item, path, range: 16...128) ?? limits.ipv6PrefixLength
-            default: limits.tableSize = reader.int(item, path, range: 64...16_777_216) ?? limits.tableSize
+            // 32 bytes a bucket: at most 32 MiB.
+            default: limits.tableSize = reader.int(item, path, range: 64...1_048_576) ?? limits.tableSize
             }
         }
         if limits.rate == 0 {
