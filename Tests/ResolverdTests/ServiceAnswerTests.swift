@@ -98,6 +98,24 @@ enum Example {
         }
     }
 
+    /// Rate limiting decides before steering: of 40 queries with rate 2 (slip 0), 2 are
+    /// answered, and only those 2 count on the client's binding (the load sent to its site).
+    @Test func rateLimitedServiceAnswersAreNotSteered() throws {
+        let limited = ServingState(catalog: state.catalog, steering: state.steering, services: state.services,
+                                   rateLimiter: ResponseRateLimiter(RateLimitConfiguration(rate: 2, window: 1, slip: 0)))
+        var responder = Responder()
+        let packet = Query(header: Header(id: 9), question: Question(name: try DNSName("api.svc.example."), type: .a),
+                           edns: Example.ecs("203.0.113.0/24")).wire
+        let answered = (0..<40).filter { _ in
+            packet.withUnsafeBytes {
+                responder.respond(to: $0, context: RequestContext(transport: .udp, source: IPAddress("192.0.2.1"), now: 1_000_000),
+                                  state: limited)
+            }
+        }.count
+        #expect(answered == 2)
+        #expect(limited.affinity.entries().map(\.1.queries) == [2])
+    }
+
     @Test func otherTypesAreNoData() throws {
         for type in [RRType.txt, .mx, .ns, .soa] {
             let message = try Example.ask("api.svc.example.", type, edns: Example.ecs("198.51.100.0/24"), state: state)

@@ -65,16 +65,13 @@ public struct Responder {
         sawECS = false
         cookie = .absent
         limitName = nil
+        early = nil
         guard let kind = answer(packet, context: context, state: state) else {
             state.metrics.drop()
             return false
         }
         state.metrics.cookie(cookie)
-        // RRL applies to UDP only: over TCP the source address is proven by the handshake, and
-        // so it is by a valid server cookie (RFC 7873 §5.3).
-        if context.transport == .udp, cookie != .valid, let limiter = state.rateLimiter, let source = context.source {
-            let action = limiter.account(key: limiter.key(client: source, kind: kind, name: limitName), now: context.now)
-            state.metrics.rateLimited(action, kind: kind)
+        if let action = early ?? rateLimit(kind, name: limitName, context: context, state: state) {
             switch action {
             case .send:
                 break
@@ -93,6 +90,22 @@ public struct Responder {
         state.metrics.query(transport: context.transport, rcode: rcode, ecs: sawECS)
         return true
     }
+
+    /// Counts a response of class `kind` about `name` against its rate-limit bucket; nil when
+    /// rate limiting does not apply. It applies to UDP only: over TCP the source address is
+    /// proven by the handshake, and so it is by a valid server cookie (RFC 7873 §5.3).
+    private func rateLimit(_ kind: ResponseClass, name: DNSName?, context: RequestContext,
+                           state: ServingState) -> RateLimitAction? {
+        guard context.transport == .udp, cookie != .valid, let limiter = state.rateLimiter,
+              let source = context.source else { return nil }
+        let action = limiter.account(key: limiter.key(client: source, kind: kind, name: name), now: context.now)
+        state.metrics.rateLimited(action, kind: kind)
+        return action
+    }
+
+    /// The rate-limit decision taken before answering a service name, so that an answer that
+    /// will not be sent is not steered (it would count as load sent to a site).
+    private var early: RateLimitAction?
 
     /// The RCODE of the last response, and whether its query carried ECS (for metrics).
     public private(set) var rcode: ResponseCode = .noError
@@ -152,10 +165,17 @@ public struct Responder {
             writeBare(header, rcode: .formErr, recursionDesired: header.recursionDesired)
             return .error
         }
+        var options = ResponseOptions()
+        // Judged first: a valid cookie exempts the query from rate limiting.
+        options.cookie = cookieOption(query.edns?.cookie, context: context, state: state)
         let client = Self.client(of: query, context: context)
         if question.rrClass == .in, let service = state.services[question.name] {
-            state.answerService(service, question: question, client: client.client,
-                                now: context.now, sequence: context.sequence, into: &resolution)
+            let kind: ResponseClass = question.type == .a || question.type == .aaaa || question.type == .any ? .answer : .nodata
+            early = rateLimit(kind, name: service.name, context: context, state: state)
+            if early == nil || early == .send {
+                state.answerService(service, question: question, client: client.client,
+                                    now: context.now, sequence: context.sequence, into: &resolution)
+            }
         } else if question.rrClass == .chaos, question.type == .txt, let identity = state.chaos[question.name] {
             // As NSD answers them: AA clear (there is no CH zone), TTL 0; any other type or
             // name in class CH is REFUSED below.
@@ -167,7 +187,6 @@ public struct Responder {
             resolution.rcode = .refused
         }
 
-        var options = ResponseOptions()
         if let edns = query.edns {
             if edns.nsidRequested, let nsid = state.nsid { options.nsid = nsid }
             if var subnet = edns.clientSubnet {
@@ -178,7 +197,6 @@ public struct Responder {
                 subnet.scopePrefixLength = min(scope, subnet.sourcePrefixLength)
                 options.clientSubnet = subnet
             }
-            options.cookie = cookieOption(edns.cookie, context: context, state: state)
         }
         let limit: Int
         switch context.transport {
