@@ -10,7 +10,7 @@ APT_TEST     := $(APT_RUN) dnsutils knot-dnsutils ldnsutils nsd unbound promethe
 # Packages the benchmarks need.
 APT_BENCH    := $(APT_TEST) dnsperf util-linux iproute2
 
-.PHONY: run build release test bench simulate check install fuzz fuzz-build deps-run deps-test deps-bench clean
+.PHONY: run build release test bench microbench simulate check install fuzz fuzz-build deps-run deps-test deps-bench clean
 
 deps-run:
 	@scripts/apt-ensure $(APT_RUN)
@@ -69,6 +69,11 @@ fuzz: fuzz-build
 bench: deps-bench release
 	bench/run.sh
 
+## Microbenchmarks of decode, selection and whole answers, with allocation counts
+## (ordo-one/benchmark, Benchmarks/ package).
+microbench: deps-run
+	cd Benchmarks && $(SWIFT) package --scratch-path ../.build-bench benchmark --no-progress
+
 ## Run every scenario in scenarios/ through the steering engine: tables and SVG plots in
 ## docs/simulation/, and the README's example table and plot refreshed from them.
 simulate: release
@@ -76,4 +81,4 @@ simulate: release
 	python3 scripts/readme-simulation README.md docs/simulation flash-crowd
 
 clean:
-	rm -rf .build .build-fuzz
+	rm -rf .build .build-fuzz .build-bench

@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "Resolver", targets: ["Resolver"]),
         .library(name: "Scoring", targets: ["Scoring"]),
         .library(name: "Simulation", targets: ["Simulation"]),
+        // The example zone and service built in code, for the fuzzer and the microbenchmarks.
+        .library(name: "ExampleState", targets: ["ExampleState"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -46,6 +48,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        .target(name: "ExampleState", dependencies: ["Resolver", "Scoring"]),
         .executableTarget(
             name: "resolverd",
             dependencies: [

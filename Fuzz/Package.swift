@@ -16,6 +16,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Resolver", package: "resolverd"),
                 .product(name: "Scoring", package: "resolverd"),
+                .product(name: "ExampleState", package: "resolverd"),
             ]
         ),
         // main() in C hands control to libFuzzer's driver (LLVMFuzzerRunDriver).

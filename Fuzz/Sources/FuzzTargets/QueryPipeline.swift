@@ -1,30 +1,16 @@
+import ExampleState
 import Foundation
 import Resolver
 import Scoring
 
-/// The state every input is answered from: the shipped example zone with one steered service
-/// (three sites, latency for one prefix), cookies and rate limiting on, so that every branch
-/// of answering is reachable.
-let fuzzState: ServingState = {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-    let zone = try! ZoneFileLoader.load(path: root.appendingPathComponent("zones/svc.example.zone").path).get()
-    let sites = [
-        Site(id: "fra1", addresses: [IPAddress("192.0.2.10")!, IPAddress("2001:db8:1::10")!], capacity: 800),
-        Site(id: "ams1", addresses: [IPAddress("192.0.2.20")!], capacity: 600),
-        Site(id: "par1", addresses: [IPAddress("192.0.2.30")!], capacity: 400),
-    ]
-    var latency = LatencyMap()
-    _ = latency.setRTT(3, prefix: IPPrefix("203.0.113.0/24")!, site: 2)
-    let steering = SteeringSnapshot(sites: sites, services: [Service(name: "api.svc.example.", sites: [0, 1, 2])],
-                                    latency: latency)
-    let name = try! DNSName("api.svc.example.")
-    return ServingState(catalog: Catalog(zones: [zone]), nsid: Array("fuzz".utf8),
-                        chaos: ChaosIdentity.records(id: "fuzz", version: "0"), steering: steering,
-                        services: [name: ServiceEntry(name: name, index: 0, zone: zone, snapshot: steering)],
-                        cookies: CookieSecrets(current: Array(repeating: 1, count: 16)),
-                        rateLimiter: ResponseRateLimiter(RateLimitConfiguration(rate: 50, slip: 2)))
-}()
+/// The state every input is answered from: the example zone and steered service, with NSID,
+/// CH identity, cookies and rate limiting on, so that every branch of answering is reachable.
+let fuzzState = ExampleState.make(
+    root: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent(),
+    nsid: Array("fuzz".utf8), chaos: ChaosIdentity.records(id: "fuzz", version: "0"),
+    cookies: CookieSecrets(current: Array(repeating: 1, count: 16)),
+    rateLimiter: ResponseRateLimiter(RateLimitConfiguration(rate: 50, slip: 2)))
 
 nonisolated(unsafe) var responder = Responder()
 /// The steering clock advances 10 ms per input, so rate-limit buckets refill (50 a second):
