@@ -52,7 +52,7 @@ extension Configuration {
         for (key, item) in reader.mapping(node, "dns.cookies", allowed: ["secret", "previous-secret"]) {
             let path = "dns.cookies.\(key)"
             guard let text = reader.string(item, path) else { continue }
-            guard let bytes = Self.hex(text), bytes.count == 16 else {
+            guard let bytes = TokenStore.bytes(hex: Substring(text)), bytes.count == 16 else {
                 reader.error(item, path, "expected 32 hexadecimal digits (a 128-bit secret)")
                 continue
             }
@@ -86,25 +86,5 @@ extension Configuration {
             return
         }
         rateLimit = limits
-    }
-
-    static func hex(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        for index in stride(from: 0, to: digits.count, by: 2) {
-            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return bytes
-    }
-
-    private static func hexValue(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }

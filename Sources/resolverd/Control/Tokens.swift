@@ -115,7 +115,10 @@ struct TokenStore: Sendable {
         return difference == 0
     }
 
+    /// The bytes of hexadecimal text (token digests, cookie secrets); nil for anything else,
+    /// including an odd number of digits.
     static func bytes(hex: Substring) -> [UInt8]? {
+        guard hex.count % 2 == 0 else { return nil }
         var result: [UInt8] = []
         var index = hex.startIndex
         while index < hex.endIndex {
