@@ -31,6 +31,8 @@ let package = Package(
             pkgConfig: "ldns",
             providers: [.apt(["libldns-dev"])]
         ),
+        // recvmmsg/sendmmsg batches for the UDP workers (the system calls only).
+        .target(name: "CUDPBatch"),
         // Pure selection logic: no NIO, no DNS.
         .target(name: "Scoring"),
         // Discrete-event model of clients, resolvers and sites driving the real Scoring code.
@@ -40,6 +42,7 @@ let package = Package(
             name: "Resolver",
             dependencies: [
                 "CLDNS",
+                "CUDPBatch",
                 "Scoring",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

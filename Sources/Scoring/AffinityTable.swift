@@ -78,6 +78,18 @@ public final class AffinityTable: Sendable {
         return outcome
     }
 
+    /// A kept binding used again without a new decision (the server's decision memo): what
+    /// `record` does for a kept outcome, without building one.
+    public func renew(service: String, client: Client, now: Double) {
+        let key = Key(service: service, prefix: Affinity.keyPrefix(for: client))
+        state.withLock { state in
+            guard state.bindings[key] != nil else { return }
+            state.bindings[key]!.lastSeen = now
+            state.bindings[key]!.queries += 1
+            state.counts.kept += 1
+        }
+    }
+
     /// Records the outcome of a decision.
     public func record(_ outcome: Affinity.Outcome, service: String, now: Double) {
         let key = Key(service: service, prefix: outcome.key)

@@ -34,16 +34,24 @@ public enum IPAddress: Hashable, Sendable, Comparable {
 
     /// Builds an address from network-order bytes; `bytes` may be shorter than the
     /// family's length, the rest being zero (as in an ECS ADDRESS field).
+    @inlinable
     public init?(family: Family, bytes: some Collection<UInt8>) {
         guard bytes.count <= family.bitLength / 8 else { return nil }
-        var padded = Array(bytes)
-        padded.append(contentsOf: repeatElement(0, count: family.bitLength / 8 - padded.count))
+        // Folded byte by byte, with no intermediate array: ECS decoding calls this per query.
         switch family {
         case .ipv4:
-            self = .v4(padded.reduce(0) { $0 << 8 | UInt32($1) })
+            var value: UInt32 = 0
+            for byte in bytes { value = value << 8 | UInt32(byte) }
+            self = .v4(value << UInt32(8 * (4 - bytes.count)))
         case .ipv6:
-            let high = padded[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            let low = padded[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            var count = 0
+            for byte in bytes {
+                if count < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+                count += 1
+            }
+            if count < 8 { high <<= UInt64(8 * (8 - count)) } else { low <<= UInt64(8 * (16 - count)) }
             self = .v6(high, low)
         }
     }

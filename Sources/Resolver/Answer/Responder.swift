@@ -48,10 +48,21 @@ public struct Responder {
     /// Sent in our OPT record as our own receive size.
     public static let advertisedUDPPayload: UInt16 = 1232
 
-    public private(set) var writer = WireWriter(capacity: 65_535 + 2)
-    private var resolution = Resolution()
+    public internal(set) var writer = WireWriter(capacity: 65_535 + 2)
+    var resolution = Resolution()
+    /// Decisions to reuse for a client's next queries (the fast path's service answers).
+    var memo: DecisionMemo
+    /// False answers every query the general way: the reference the fast path is compared
+    /// with in tests and benchmarks.
+    public var usesCompiledAnswers = true
+    /// Queries answered from compiled answers (`respondFast`), for tests and benchmarks.
+    public internal(set) var compiledAnswers = 0
 
-    public init() {}
+    /// `memoCapacity`: client decisions remembered for reuse (0 for none: a TCP connection
+    /// asks rarely and must not hold a megabyte for it).
+    public init(memoCapacity: Int = 1 << 14) {
+        memo = DecisionMemo(capacity: memoCapacity)
+    }
 
     /// The response bytes of the last call that returned true.
     public var response: [UInt8] { writer.bytes }
@@ -66,6 +77,11 @@ public struct Responder {
         cookie = .absent
         limitName = nil
         early = nil
+        // Rate limiting needs the response class and name of every query: general path only.
+        if usesCompiledAnswers, state.rateLimiter == nil, respondFast(packet, context: context, state: state) {
+            compiledAnswers &+= 1
+            return true
+        }
         guard let kind = answer(packet, context: context, state: state) else {
             state.metrics.drop()
             return false
@@ -108,14 +124,14 @@ public struct Responder {
     private var early: RateLimitAction?
 
     /// The RCODE of the last response, and whether its query carried ECS (for metrics).
-    public private(set) var rcode: ResponseCode = .noError
+    public internal(set) var rcode: ResponseCode = .noError
     private var sawECS = false
     /// What the last query's COOKIE option showed.
     public private(set) var cookie: CookieVerdict = .absent
     /// The name the last response counts against in rate limiting (RateLimiter.key).
     private var limitName: DNSName?
     /// Where the question of the last response ends (the header's end when it has none).
-    private var questionEnd = Header.length
+    var questionEnd = Header.length
 
     /// Writes the response to `packet` and returns its class for rate limiting; nil when
     /// nothing must be sent.
@@ -173,8 +189,11 @@ public struct Responder {
             let kind: ResponseClass = question.type == .a || question.type == .aaaa || question.type == .any ? .answer : .nodata
             early = rateLimit(kind, name: service.name, context: context, state: state)
             if early == nil || early == .send {
-                state.answerService(service, question: question, client: client.client,
-                                    now: context.now, sequence: context.sequence, into: &resolution)
+                let now = context.now
+                if let made = state.answerService(service, question: question, client: client.client,
+                                                  now: now, sequence: context.sequence, into: &resolution) {
+                    remember(made, service: service, client: client.client, now: now, state: state)
+                }
             }
         } else if question.rrClass == .chaos, question.type == .txt, let identity = state.chaos[question.name] {
             // As NSD answers them: AA clear (there is no CH zone), TTL 0; any other type or
@@ -242,10 +261,15 @@ public struct Responder {
     /// nothing about where the client is and may be forged (RFC 7871 §10), is set aside for
     /// the source address; the answer then has SCOPE 0.
     static func client(of query: Query, context: RequestContext) -> (client: Client, usedSubnet: Bool) {
-        if let subnet = query.edns?.clientSubnet, subnet.sourcePrefixLength > 0, !subnet.address.isNonRoutable {
+        client(subnet: query.edns?.clientSubnet, source: context.source)
+    }
+
+    @inline(__always)
+    static func client(subnet: ClientSubnet?, source: IPAddress?) -> (client: Client, usedSubnet: Bool) {
+        if let subnet, subnet.sourcePrefixLength > 0, !subnet.address.isNonRoutable {
             return (Client(address: subnet.address, prefixLength: Int(subnet.sourcePrefixLength)), true)
         }
-        if let source = context.source { return (Client(address: source), false) }
+        if let source { return (Client(address: source), false) }
         return (Client(address: .v4(0), prefixLength: 0), false)
     }
 
@@ -298,7 +322,7 @@ public struct Responder {
         resolution.reset()
         var options = ResponseOptions()
         options.cookie = cookieOption(edns.cookie, context: context, state: state)
-        writeOPT(dnssecOK: edns.dnssecOK, options: options)
+        writeOPT(dnssecOK: edns.dnssecOK, extendedRCode: 0, options: options)
     }
 
     /// Encodes `resolution` for `query` within `limit` bytes.
@@ -306,7 +330,7 @@ public struct Responder {
     /// If an answer or authority RRset does not fit, the response is cut back to header,
     /// question and OPT with TC=1 (RFC 2181 §9, RFC 7766 §5: the client retries over TCP). An
     /// additional RRset that does not fit is left out without TC.
-    private mutating func encode(query: Query, options: ResponseOptions, dnssecOK: Bool, limit: Int) {
+    mutating func encode(query: Query, options: ResponseOptions, dnssecOK: Bool, limit: Int) {
         rcode = resolution.rcode
         sawECS = query.edns?.clientSubnet != nil
         writer.reset()
@@ -336,7 +360,7 @@ public struct Responder {
             writer.truncate(to: afterQuestion)
         }
         if query.edns != nil {
-            writeOPT(dnssecOK: dnssecOK, options: options)
+            writeOPT(dnssecOK: dnssecOK, extendedRCode: UInt8(resolution.rcode.rawValue >> 4), options: options)
             counts.additional += 1
         }
         writer.patchUInt16(counts.answer, at: 6)
@@ -372,11 +396,11 @@ public struct Responder {
     }
 
     /// Our OPT record (RFC 6891 §6.1.2), carrying the upper bits of an extended RCODE.
-    private mutating func writeOPT(dnssecOK: Bool, options: ResponseOptions) {
+    mutating func writeOPT(dnssecOK: Bool, extendedRCode: UInt8, options: ResponseOptions) {
         writer.writeUInt8(0)
         writer.writeUInt16(RRType.opt.rawValue)
         writer.writeUInt16(Self.advertisedUDPPayload)
-        writer.writeUInt8(UInt8(resolution.rcode.rawValue >> 4))
+        writer.writeUInt8(extendedRCode)
         writer.writeUInt8(0)
         // DO is echoed (RFC 3225 §3); the other flag bits are cleared (RFC 6891 §6.1.4).
         writer.writeUInt16(dnssecOK ? 0x8000 : 0)

@@ -1,53 +1,99 @@
 import Scoring
 
 extension ServingState {
-    /// Answers a question for a service name from a steering decision.
+    /// Answers a question for a service name from a steering decision, and returns the
+    /// decision (nil for types that need none).
     ///
     /// A and AAAA carry the chosen sites' addresses with the decision's TTL; AAAA for sites
     /// without IPv6, and every other type, is NODATA with the SOA (SPEC.md). The decision's
     /// scope becomes the ECS scope.
+    @discardableResult
     public func answerService(_ entry: ServiceEntry, question: Question, client: Client, now: Double,
-                              sequence: UInt64, into resolution: inout Resolution) {
+                              sequence: UInt64, into resolution: inout Resolution) -> ServiceDecision? {
         resolution.authoritative = true
         let type: RRType = question.type == .any ? .a : question.type
         guard type == .a || type == .aaaa else {
             resolution.authority.append(SectionEntry(owner: entry.zone.origin, rrset: entry.zone.negativeSOA))
-            return
+            return nil
         }
+        let made = decide(entry, client: client, now: now, sequence: sequence)
+        renderService(entry, owner: question.name, type: type, sites: made.decision.sites, ttl: made.decision.ttl,
+                      scope: made.decision.scope, now: now, into: &resolution)
+        return made
+    }
+
+    /// One steering decision for `client`, with its metrics.
+    func decide(_ entry: ServiceEntry, client: Client, now: Double, sequence: UInt64) -> ServiceDecision {
         let service = steering.services[entry.index]
         // Time one decision in 64: enough for the histogram, two clock reads spared for the rest.
         let timed = sequence & 63 == 0
         let start = timed ? ContinuousClock.now : nil
-        let decision: Decision
+        let made: ServiceDecision
         if service.isSticky {
             // Sticky: keep the client's site while it stays good enough (Affinity).
             let outcome = affinity.decide(service: service, client: client, snapshot: steering, now: now)
             metrics.binding(outcome.event)
-            decision = outcome.decision
+            made = ServiceDecision(decision: outcome.decision, reusable: outcome.event == .kept)
         } else {
-            decision = Selector.select(service: service, client: client, snapshot: steering, now: now, sequence: sequence)
+            let decision = Selector.select(service: service, client: client, snapshot: steering, now: now, sequence: sequence)
+            // Round robin and weighted draw per query; the others are a function of the
+            // client and the snapshot.
+            made = ServiceDecision(decision: decision, reusable: service.policy != .roundRobin && service.policy != .weighted)
         }
         if let start {
             let elapsed = ContinuousClock.now - start
             metrics.decision(nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         }
-        resolution.scopePrefixLength = UInt8(clamping: decision.scope)
+        return made
+    }
 
+    /// The answer for `sites`, counted as answers given for the sites that have an address
+    /// of `type`.
+    func renderService(_ entry: ServiceEntry, owner: DNSName, type: RRType, sites: [Int], ttl: UInt32, scope: Int,
+                       now: Double, into resolution: inout Resolution) {
+        entry.render(owner: owner, type: type, sites: sites, ttl: ttl, scope: scope, catalog: catalog, into: &resolution) { site in
+            countAnswer(service: entry.index, site: site, now: now)
+        }
+    }
+
+    /// An answer given for `site`: the anti-herding ledger and the answer counter.
+    @inline(__always)
+    func countAnswer(service: Int, site: Int, now: Double) {
+        ledger.record(site: site, now: now)
+        metrics.answered(service: service, site: site)
+    }
+}
+
+/// A decision and whether the same client may be given it again without deciding anew
+/// within the same state (`DecisionMemo`): a sticky client whose binding was kept, or a
+/// policy that is a pure function of the client and the snapshot.
+public struct ServiceDecision: Sendable {
+    public var decision: Decision
+    public var reusable: Bool
+}
+
+extension ServiceEntry {
+    /// The answer for `sites` (those with an address of `type`; none: NODATA with the SOA),
+    /// calling `answered` for each site used. Decisions and the compiled templates
+    /// (`AnswerTable`) both render through here.
+    func render(owner: DNSName, type: RRType, sites: [Int], ttl: UInt32, scope: Int, catalog: Catalog,
+                into resolution: inout Resolution, answered: (Int) -> Void = { _ in }) {
+        resolution.authoritative = true
+        resolution.scopePrefixLength = UInt8(clamping: scope)
         var chosen: [RRSet] = []
-        for site in decision.sites {
-            guard let sets = entry.rrsets[site], let set = type == .a ? sets.a : sets.aaaa else { continue }
+        for site in sites {
+            guard let sets = rrsets[site], let set = type == .a ? sets.a : sets.aaaa else { continue }
             chosen.append(set)
-            ledger.record(site: site, now: now)
-            metrics.answered(service: entry.index, site: site)
+            answered(site)
         }
         guard let first = chosen.first else {
-            resolution.authority.append(SectionEntry(owner: entry.zone.origin, rrset: entry.zone.negativeSOA))
+            resolution.authority.append(SectionEntry(owner: zone.origin, rrset: zone.negativeSOA))
             return
         }
         // One site: its precomputed set. Several: one RRset of all their addresses.
         let set = chosen.count == 1 ? first
-            : RRSet(name: entry.name, type: type, ttl: decision.ttl, rdatas: chosen.flatMap(\.rdatas))
-        resolution.answer.append(SectionEntry(owner: question.name, rrset: set, ttl: decision.ttl))
-        catalog.finishPositive(zone: entry.zone, into: &resolution)
+            : RRSet(name: name, type: type, ttl: ttl, rdatas: chosen.flatMap(\.rdatas))
+        resolution.answer.append(SectionEntry(owner: owner, rrset: set, ttl: ttl))
+        catalog.finishPositive(zone: zone, into: &resolution)
     }
 }

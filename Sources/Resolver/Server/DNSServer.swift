@@ -33,18 +33,22 @@ public final class ServerCounters: Sendable {
 public struct DNSServerConfiguration: Sendable {
     public var listen: [SocketAddress]
     public var tcp: TCPLimits
+    /// UDP sockets, each with its own thread, per listening address.
+    public var udpThreads: Int
 
-    public init(listen: [SocketAddress], tcp: TCPLimits = TCPLimits()) {
+    public init(listen: [SocketAddress], tcp: TCPLimits = TCPLimits(), udpThreads: Int = System.coreCount) {
         self.listen = listen
         self.tcp = tcp
+        self.udpThreads = max(udpThreads, 1)
     }
 }
 
 /// DNS over UDP and TCP on every configured address, as one service of the daemon.
 ///
-/// UDP: one socket per event loop on each address with SO_REUSEPORT, so the kernel spreads
-/// queries over all cores; each socket reads in batches (recvmmsg). TCP: one listener per
-/// address. All sockets close on graceful shutdown.
+/// UDP: `udpThreads` sockets on each address with SO_REUSEPORT, so the kernel spreads
+/// queries over all cores, each served by its own thread in batches of recvmmsg/sendmmsg
+/// (`UDPWorkers`). TCP: one listener per address on the event loops (RFC 7766). All
+/// sockets close on graceful shutdown.
 public final class DNSServer: Service, Sendable {
     let configuration: DNSServerConfiguration
     let store: StateStore
@@ -66,26 +70,27 @@ public final class DNSServer: Service, Sendable {
         self.onReady = onReady
     }
 
-    /// Binds every socket. Exposed so that a caller can fail fast before starting services.
-    public func bind() async throws -> [Channel] {
+    /// Binds every socket: the UDP sockets first, then the TCP listeners.
+    func bind() async throws -> (UDPWorkers, [Channel]) {
+        let workers = try UDPWorkers(listen: configuration.listen, perAddress: configuration.udpThreads,
+                                     store: store, counters: counters)
         var channels: [Channel] = []
         do {
             for address in configuration.listen {
                 do {
-                    for loop in group.makeIterator() {
-                        channels.append(try await bindUDP(address, on: loop))
-                    }
                     channels.append(try await bindTCP(address))
                 } catch {
                     throw ListenError(address: address, underlying: error)
                 }
-                logger.info("listening", metadata: ["address": "\(address.hostPort)", "transports": "udp,tcp"])
+                logger.info("listening", metadata: ["address": "\(address.hostPort)", "transports": "udp,tcp",
+                                                    "udp-threads": "\(configuration.udpThreads)"])
             }
         } catch {
+            workers.stop()
             for channel in channels { try? await channel.close() }
             throw error
         }
-        return channels
+        return (workers, channels)
     }
 
     /// A listening address that could not be bound, with the likely fix for the usual causes.
@@ -108,29 +113,21 @@ public final class DNSServer: Service, Sendable {
     }
 
     public func run() async throws {
-        let channels = try await bind()
+        let (workers, channels) = try await bind()
+        workers.start()
         onReady()
         try await withGracefulShutdownHandler {
             for channel in channels { try? await channel.closeFuture.get() }
         } onGracefulShutdown: {
             for channel in channels { channel.close(promise: nil) }
         }
-    }
-
-    private func bindUDP(_ address: SocketAddress, on loop: EventLoop) async throws -> Channel {
-        let store = self.store
-        let counters = self.counters
-        return try await DatagramBootstrap(group: loop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: 1)
-            .channelOption(.datagramVectorReadMessageCount, value: 32)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 32 * 4096))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UDPHandler(store: store, metrics: counters))
-                }
-            }
-            .bind(to: address).get()
+        // Joining the workers blocks for up to one poll interval: off the cooperative pool.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            pthread_detach(spawnThread {
+                workers.stop()
+                done.resume()
+            })
+        }
     }
 
     private func bindTCP(_ address: SocketAddress) async throws -> Channel {

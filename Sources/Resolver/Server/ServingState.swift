@@ -49,10 +49,17 @@ public final class ServingState: Sendable {
     public let cookies: CookieSecrets
     /// Response rate limiting of UDP answers; nil when off.
     public let rateLimiter: ResponseRateLimiter?
+    /// The answers of `catalog` and the templates of `services`, compiled (the fast path).
+    public let answers: AnswerTable
+    /// Distinct for every state made, so a decision remembered for one state is never taken
+    /// for another's (`DecisionMemo`).
+    public let generation: UInt64
+    private static let generations = Atomic<UInt64>(0)
 
     public init(catalog: Catalog, nsid: [UInt8]? = nil, chaos: [DNSName: RRSet] = [:], steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: []),
                 services: [DNSName: ServiceEntry] = [:], ledger: AnswerLedger? = nil, metrics: DNSMetrics? = nil,
-                affinity: AffinityTable? = nil, cookies: CookieSecrets = .random(), rateLimiter: ResponseRateLimiter? = nil) {
+                affinity: AffinityTable? = nil, cookies: CookieSecrets = .random(), rateLimiter: ResponseRateLimiter? = nil,
+                answers: AnswerTable? = nil) {
         self.catalog = catalog
         self.nsid = nsid
         self.chaos = chaos
@@ -63,13 +70,15 @@ public final class ServingState: Sendable {
         self.affinity = affinity ?? AffinityTable()
         self.cookies = cookies
         self.rateLimiter = rateLimiter
+        self.answers = answers ?? AnswerTable.compile(catalog: catalog, services: services, steering: steering)
+        self.generation = Self.generations.wrappingAdd(1, ordering: .relaxed).newValue
     }
 
     /// The same state with another steering snapshot (new reports, new directed load): the
     /// sites and services are unchanged, so the ledger, metrics and bindings carry over.
     public func with(steering: SteeringSnapshot) -> ServingState {
         ServingState(catalog: catalog, nsid: nsid, chaos: chaos, steering: steering, services: services, ledger: ledger, metrics: metrics,
-                     affinity: affinity, cookies: cookies, rateLimiter: rateLimiter)
+                     affinity: affinity, cookies: cookies, rateLimiter: rateLimiter, answers: answers)
     }
 
     public static let empty = ServingState(catalog: .empty)

@@ -8,17 +8,11 @@ extension IPAddress {
         case .v4(let v4)?:
             self = .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr))
         case .v6(let v6)?:
-            var storage = v6.address.sin6_addr
-            let bytes = withUnsafeBytes(of: &storage) { Array($0) }
-            guard let parsed = IPAddress(family: .ipv6, bytes: bytes) else { return nil }
             // An IPv4 client of a dual-stack socket arrives as ::ffff:a.b.c.d (RFC 4291
             // §2.5.5.2); it is that IPv4 address for rate limiting, cookies (RFC 9018 hashes
             // 4 bytes for IPv4) and connection limits.
-            if case .v6(0, let low) = parsed, low >> 32 == 0xFFFF {
-                self = .v4(UInt32(truncatingIfNeeded: low))
-            } else {
-                self = parsed
-            }
+            var storage = v6.address.sin6_addr
+            self = withUnsafeBytes(of: &storage) { IPAddress.unmapped(v6Bytes: $0) }
         default:
             return nil
         }

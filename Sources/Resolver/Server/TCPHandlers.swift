@@ -99,7 +99,7 @@ final class TCPQueryHandler: ChannelInboundHandler {
     private let store: StateStore
     private let metrics: ServerCounters
     private let maxInFlight: Int
-    private var responder = Responder()
+    private var responder = Responder(memoCapacity: 0)
     private var pendingFlush = false
     private var sequence: UInt64 = 0
     private var inFlight = 0

@@ -50,6 +50,13 @@ public struct WireWriter {
         bytes[offset + 1] = UInt8(truncatingIfNeeded: value)
     }
 
+    public mutating func patchUInt32(_ value: UInt32, at offset: Int) {
+        bytes[offset] = UInt8(value >> 24)
+        bytes[offset + 1] = UInt8(truncatingIfNeeded: value >> 16)
+        bytes[offset + 2] = UInt8(truncatingIfNeeded: value >> 8)
+        bytes[offset + 3] = UInt8(truncatingIfNeeded: value)
+    }
+
     /// Writes `name`, replacing its longest suffix already in the message by a pointer
     /// when `compress` is true. Names written uncompressed still become pointer targets.
     public mutating func writeName(_ name: DNSName, compress: Bool = true) {

@@ -58,7 +58,8 @@ struct Serve: AsyncParsableCommand {
             listen.append(try SocketAddress(ipAddress: address.host, port: address.port))
         }
         let server = DNSServer(
-            configuration: DNSServerConfiguration(listen: listen, tcp: config.tcp.limits),
+            configuration: DNSServerConfiguration(listen: listen, tcp: config.tcp.limits,
+                                                  udpThreads: config.udpThreads ?? System.coreCount),
             store: store, group: group, logger: logger,
             onReady: { notifier.ready(status: "serving \(catalog.zones.count) zones") })
         let tokens = TokenBox(loaded.tokens)

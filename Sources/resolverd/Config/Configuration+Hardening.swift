@@ -19,7 +19,7 @@ struct TCPLimitsConfig: Sendable, Equatable {
 
 extension Configuration {
     static let dnsKeys: Set<String> = [
-        "listen", "nsid", "chaos", "cookies", "rrl",
+        "listen", "nsid", "chaos", "cookies", "rrl", "udp-threads",
         "tcp-idle-timeout", "tcp-read-timeout", "tcp-max-connections", "tcp-max-connections-per-client", "tcp-max-in-flight",
     ]
 

@@ -43,6 +43,8 @@ struct Configuration: Sendable {
     var file: String
     var dnsListen: [ListenAddress] = [ListenAddress("127.0.0.1:5353")!]
     var nsid: String? = nil
+    /// UDP sockets and threads per listening address; nil: one per core this process may use.
+    var udpThreads: Int? = nil
     /// CH TXT answers for `id.server.`/`hostname.bind.` and `version.server.`/`version.bind.`;
     /// off (REFUSED) unless set.
     var chaosID: String? = nil
@@ -122,6 +124,8 @@ struct Configuration: Sendable {
                             if text.utf8.count > 1024 { reader.error(item, "\(path).\(key)", "longer than 1024 bytes") }
                             if key == "id" { config.chaosID = text } else { config.chaosVersion = text }
                         }
+                    case "udp-threads":
+                        config.udpThreads = reader.int(node, path, range: 1...256)
                     case "cookies":
                         config.readCookies(node, reader: reader)
                     case "rrl":
@@ -162,6 +166,7 @@ extension Configuration {
         if dnsListen != other.dnsListen { changed.append("dns.listen") }
         if httpListen != other.httpListen { changed.append("http.listen") }
         if tcp != other.tcp { changed.append("dns.tcp-*") }
+        if udpThreads != other.udpThreads { changed.append("dns.udp-threads") }
         let checks = Dictionary(sites.map { ($0.id, $0.check) }, uniquingKeysWith: { first, _ in first })
         let otherChecks = Dictionary(other.sites.map { ($0.id, $0.check) }, uniquingKeysWith: { first, _ in first })
         if checks != otherChecks { changed.append("sites.*.check") }

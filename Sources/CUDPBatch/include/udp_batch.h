@@ -1,0 +1,36 @@
+#ifndef RESOLVERD_UDP_BATCH_H
+#define RESOLVERD_UDP_BATCH_H
+#include <stdint.h>
+#include <sys/socket.h>
+
+/// A batch of datagrams read with one recvmmsg(2) and answered with one sendmmsg(2).
+/// All storage (headers, addresses, buffers) is allocated once, so serving a batch
+/// allocates nothing. Only the system calls live here; DNS is done in Swift.
+typedef struct udp_batch udp_batch;
+
+/// `capacity` datagrams of at most `size` bytes each, in and out.
+udp_batch *udp_batch_create(int capacity, int size);
+void udp_batch_destroy(udp_batch *batch);
+
+/// Binds a UDP socket (SO_REUSEPORT when `reuseport`, IPV6_V6ONLY for IPv6 addresses).
+/// Returns the descriptor, or -errno.
+int udp_batch_bind(const struct sockaddr *address, socklen_t length, int reuseport);
+
+/// Waits up to `timeout_ms` for the socket to be readable, then reads every datagram
+/// waiting, up to the batch's capacity. Returns how many (0 on timeout), or -errno.
+int udp_batch_receive(udp_batch *batch, int fd, int timeout_ms);
+
+/// Datagram `index` of the last receive, its length, and its sender.
+const uint8_t *udp_batch_packet(const udp_batch *batch, int index, int *length);
+const struct sockaddr *udp_batch_peer(const udp_batch *batch, int index);
+
+/// The buffer where the reply to datagram `index` is written (`size` bytes), and its length
+/// (0: no reply).
+uint8_t *udp_batch_reply_buffer(udp_batch *batch, int index);
+void udp_batch_set_reply(udp_batch *batch, int index, int length);
+
+/// Sends every reply set since the last receive, to the sender of its datagram. Returns
+/// how many were sent; the rest were dropped (a full socket buffer or an unreachable peer).
+int udp_batch_send(udp_batch *batch, int fd);
+
+#endif

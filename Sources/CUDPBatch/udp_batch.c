@@ -1,0 +1,152 @@
+#define _GNU_SOURCE
+#include "udp_batch.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct udp_batch {
+    int capacity;
+    int size;
+    int received;
+    struct mmsghdr *in;
+    struct mmsghdr *out;
+    struct iovec *in_iov;
+    struct iovec *out_iov;
+    struct sockaddr_storage *peers;
+    int *reply_length;
+    uint8_t *in_buffers;
+    uint8_t *out_buffers;
+};
+
+udp_batch *udp_batch_create(int capacity, int size) {
+    udp_batch *batch = calloc(1, sizeof(udp_batch));
+    if (batch == NULL) { return NULL; }
+    batch->capacity = capacity;
+    batch->size = size;
+    batch->in = calloc((size_t)capacity, sizeof(struct mmsghdr));
+    batch->out = calloc((size_t)capacity, sizeof(struct mmsghdr));
+    batch->in_iov = calloc((size_t)capacity, sizeof(struct iovec));
+    batch->out_iov = calloc((size_t)capacity, sizeof(struct iovec));
+    batch->peers = calloc((size_t)capacity, sizeof(struct sockaddr_storage));
+    batch->reply_length = calloc((size_t)capacity, sizeof(int));
+    batch->in_buffers = malloc((size_t)capacity * (size_t)size);
+    batch->out_buffers = malloc((size_t)capacity * (size_t)size);
+    if (!batch->in || !batch->out || !batch->in_iov || !batch->out_iov || !batch->peers
+        || !batch->reply_length || !batch->in_buffers || !batch->out_buffers) {
+        udp_batch_destroy(batch);
+        return NULL;
+    }
+    for (int i = 0; i < capacity; i++) {
+        batch->in_iov[i].iov_base = batch->in_buffers + (size_t)i * (size_t)size;
+        batch->in_iov[i].iov_len = (size_t)size;
+        batch->in[i].msg_hdr.msg_iov = &batch->in_iov[i];
+        batch->in[i].msg_hdr.msg_iovlen = 1;
+        batch->in[i].msg_hdr.msg_name = &batch->peers[i];
+    }
+    return batch;
+}
+
+void udp_batch_destroy(udp_batch *batch) {
+    if (batch == NULL) { return; }
+    free(batch->in);
+    free(batch->out);
+    free(batch->in_iov);
+    free(batch->out_iov);
+    free(batch->peers);
+    free(batch->reply_length);
+    free(batch->in_buffers);
+    free(batch->out_buffers);
+    free(batch);
+}
+
+int udp_batch_bind(const struct sockaddr *address, socklen_t length, int reuseport) {
+    int fd = socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) { return -errno; }
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0
+        || (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        || (address->sa_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+        || bind(fd, address, length) < 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+int udp_batch_receive(udp_batch *batch, int fd, int timeout_ms) {
+    batch->received = 0;
+    struct pollfd waiting = { .fd = fd, .events = POLLIN };
+    int ready = poll(&waiting, 1, timeout_ms);
+    if (ready < 0) { return errno == EINTR ? 0 : -errno; }
+    if (ready == 0) { return 0; }
+    for (int i = 0; i < batch->capacity; i++) {
+        batch->in[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+        batch->in[i].msg_hdr.msg_flags = 0;
+        batch->reply_length[i] = 0;
+    }
+    int count = recvmmsg(fd, batch->in, (unsigned)batch->capacity, MSG_DONTWAIT, NULL);
+    if (count < 0) {
+        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -errno;
+    }
+    batch->received = count;
+    return count;
+}
+
+const uint8_t *udp_batch_packet(const udp_batch *batch, int index, int *length) {
+    // A datagram longer than the buffer arrives cut (MSG_TRUNC): report what we have; the
+    // decoder then sees a malformed message, which is what it is to us.
+    *length = (int)(batch->in[index].msg_len > (unsigned)batch->size ? (unsigned)batch->size : batch->in[index].msg_len);
+    return batch->in_buffers + (size_t)index * (size_t)batch->size;
+}
+
+const struct sockaddr *udp_batch_peer(const udp_batch *batch, int index) {
+    return (const struct sockaddr *)&batch->peers[index];
+}
+
+uint8_t *udp_batch_reply_buffer(udp_batch *batch, int index) {
+    return batch->out_buffers + (size_t)index * (size_t)batch->size;
+}
+
+void udp_batch_set_reply(udp_batch *batch, int index, int length) {
+    batch->reply_length[index] = length;
+}
+
+int udp_batch_send(udp_batch *batch, int fd) {
+    int count = 0;
+    for (int i = 0; i < batch->received; i++) {
+        if (batch->reply_length[i] <= 0) { continue; }
+        batch->out_iov[count].iov_base = udp_batch_reply_buffer(batch, i);
+        batch->out_iov[count].iov_len = (size_t)batch->reply_length[i];
+        memset(&batch->out[count].msg_hdr, 0, sizeof(struct msghdr));
+        batch->out[count].msg_hdr.msg_iov = &batch->out_iov[count];
+        batch->out[count].msg_hdr.msg_iovlen = 1;
+        batch->out[count].msg_hdr.msg_name = &batch->peers[i];
+        batch->out[count].msg_hdr.msg_namelen = batch->in[i].msg_hdr.msg_namelen;
+        count++;
+    }
+    int sent = 0, delivered = 0;
+    while (sent < count) {
+        int result = sendmmsg(fd, batch->out + sent, (unsigned)(count - sent), MSG_DONTWAIT);
+        if (result < 0) {
+            if (errno == EINTR) { continue; }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // The socket buffer is full: wait briefly for room rather than drop.
+                struct pollfd room = { .fd = fd, .events = POLLOUT };
+                if (poll(&room, 1, 10) > 0) { continue; }
+                break;
+            }
+            // One peer's error (ECONNREFUSED from an earlier ICMP, EPERM, …) must not stop
+            // the replies to everyone else: skip that datagram.
+            sent++;
+            continue;
+        }
+        sent += result;
+        delivered += result;
+    }
+    batch->received = 0;
+    return delivered;
+}

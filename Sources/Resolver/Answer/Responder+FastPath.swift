@@ -1,0 +1,178 @@
+import Scoring
+
+extension Responder {
+    /// Answers the common query from the compiled answers (`AnswerTable`) without decoding
+    /// it into values: one question of class IN, an uncompressed name, and at most an OPT
+    /// record of version 0 whose only option of interest is ECS. Returns false, having
+    /// written nothing and changed nothing, for anything else (a miss, a cookie, NSID when
+    /// configured, rate limiting on, a malformed message, an answer that needs truncation,
+    /// a service client with no decision to reuse), which the general path then answers.
+    ///
+    /// What it writes is what the general path writes for the same query: the tests compare
+    /// the two byte for byte over every compiled name and the query shapes this accepts.
+    mutating func respondFast(_ packet: UnsafeRawBufferPointer, context: RequestContext, state: ServingState) -> Bool {
+        let count = packet.count
+        guard count >= Header.length + 5 else { return false }
+        @inline(__always) func u16(_ at: Int) -> Int { Int(packet[at]) << 8 | Int(packet[at + 1]) }
+        let flags = UInt16(u16(2))
+        // A query (QR=0) with OPCODE QUERY, one question and nothing but an optional OPT.
+        guard flags & 0xF800 == 0, u16(4) == 1, u16(6) == 0, u16(8) == 0 else { return false }
+        let additional = u16(10)
+        guard additional <= 1 else { return false }
+
+        // QNAME: labels only (a pointer in a question is legal but rare; the general path
+        // handles it), within RFC 1035's limits.
+        var offset = Header.length
+        while true {
+            guard offset < count else { return false }
+            let length = Int(packet[offset])
+            offset += 1
+            if length == 0 { break }
+            guard length <= DNSName.maxLabelLength else { return false }
+            offset += length
+        }
+        let nameEnd = offset
+        guard nameEnd - Header.length <= DNSName.maxWireLength, offset + 4 <= count else { return false }
+        let qtype = UInt16(u16(offset))
+        guard u16(offset + 2) == Int(RRClass.in.rawValue) else { return false }
+        let questionEnd = offset + 4
+
+        // OPT (RFC 6891 §6.1.2): owner root, version 0; options walked for ECS only.
+        var edns = false
+        var dnssecOK = false
+        var payload = 512
+        var subnet: ClientSubnet? = nil
+        if additional == 1 {
+            offset = questionEnd
+            guard offset + 11 <= count, packet[offset] == 0, u16(offset + 1) == Int(RRType.opt.rawValue),
+                  packet[offset + 6] == 0 else { return false }
+            payload = max(u16(offset + 3), 512)
+            dnssecOK = packet[offset + 7] & 0x80 != 0
+            var option = offset + 11
+            let end = option + u16(offset + 9)
+            guard end <= count else { return false }
+            while option < end {
+                guard end - option >= 4 else { return false }
+                let code = UInt16(u16(option))
+                let length = u16(option + 2)
+                option += 4
+                guard length <= end - option else { return false }
+                switch EDNSOptionCode(rawValue: code) {
+                case .clientSubnet:
+                    guard subnet == nil,
+                          let parsed = try? ClientSubnet(optionData: UnsafeRawBufferPointer(rebasing: packet[option..<(option + length)]))
+                    else { return false }
+                    subnet = parsed
+                case .cookie:
+                    return false
+                case .nsid:
+                    if state.nsid != nil { return false }
+                default:
+                    break
+                }
+                option += length
+            }
+            edns = true
+        }
+
+        let name = UnsafeRawBufferPointer(rebasing: packet[Header.length..<nameEnd])
+        guard let kind = state.answers.lookup(name, type: qtype) else { return false }
+        let compiled: AnswerTable.Compiled
+        var ttl: UInt32 = 0
+        var scope: UInt8 = 0
+        var hit: DecisionMemo.Slot? = nil
+        var client: (client: Client, usedSubnet: Bool)? = nil
+        switch kind {
+        case .fixed(let fixed):
+            compiled = fixed
+        case .service(let index):
+            let who = Self.client(subnet: subnet, source: context.source)
+            let now = context.now
+            guard let found = memo.find(generation: state.generation, service: index, client: who.client, now: now),
+                  let templates = state.answers.services[index][Int(found.site)] else { return false }
+            compiled = qtype == RRType.aaaa.rawValue ? templates.aaaa : templates.a
+            ttl = found.ttl
+            // RFC 7871 §7.2.1 and §7.4: the decision's scope for an answer, 0 for NODATA or
+            // when the ECS address was not what was used.
+            scope = who.usedSubnet && compiled.answerCount > 0 ? found.scope : 0
+            hit = found
+            client = who
+        }
+
+        // The whole response must fit, or the general path truncates it (RFC 2181 §9).
+        let optLength = edns ? 11 + (subnet.map { 4 + $0.encodedLength } ?? 0) : 0
+        let limit = context.transport == .tcp ? 65_535 : (edns ? min(payload, Self.maxUDPPayload) : 512)
+        guard questionEnd + Int(compiled.length) + optLength <= limit else { return false }
+
+        if case .service(let index) = kind, let hit, let client {
+            // The bookkeeping of the decision this reuses, as `ServingState.decide` does it.
+            let now = context.now
+            if hit.sticky {
+                state.affinity.renew(service: state.steering.services[index].name, client: client.client, now: now)
+                state.metrics.binding(.kept)
+            }
+            if compiled.answerCount > 0 { state.countAnswer(service: index, site: Int(hit.site), now: now) }
+        }
+
+        rcode = compiled.rcode
+        writer.reset()
+        writer.writeBytes(UnsafeRawBufferPointer(rebasing: packet[0..<2]))
+        // QR, AA and RCODE from the answer; RD and CD copied (RFC 1035 §4.1.1, RFC 4035
+        // §3.2.2); OPCODE QUERY; RA, Z, AD clear.
+        writer.writeUInt16(Header.qrBit | compiled.flags | (flags & (Header.rdBit | Header.cdBit)))
+        writer.writeUInt16(1)
+        writer.writeUInt16(compiled.answerCount)
+        writer.writeUInt16(compiled.authorityCount)
+        writer.writeUInt16(compiled.additionalCount + (edns ? 1 : 0))
+        // The question as the client wrote it: the compiled names point into it.
+        writer.writeBytes(UnsafeRawBufferPointer(rebasing: packet[Header.length..<questionEnd]))
+        let tailStart = writer.count
+        state.answers.bytes.withUnsafeBytes { bytes in
+            writer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[Int(compiled.start)..<Int(compiled.start + compiled.length)]))
+        }
+        if compiled.ttlCount > 0 {
+            for index in Int(compiled.ttlStart)..<Int(compiled.ttlStart + compiled.ttlCount) {
+                writer.patchUInt32(ttl, at: tailStart + Int(state.answers.ttlOffsets[index]))
+            }
+        }
+        if edns {
+            if var echoed = subnet {
+                echoed.scopePrefixLength = min(scope, echoed.sourcePrefixLength)
+                subnet = echoed
+            }
+            var options = ResponseOptions()
+            options.clientSubnet = subnet
+            writeOPT(dnssecOK: dnssecOK, extendedRCode: 0, options: options)
+        }
+        state.metrics.query(transport: context.transport, rcode: rcode, ecs: subnet != nil)
+        return true
+    }
+
+    /// Remembers a decision of the general path so the client's next query within the same
+    /// state can be answered by `respondFast` (DecisionMemo).
+    mutating func remember(_ made: ServiceDecision, service: ServiceEntry, client: Client, now: Double, state: ServingState) {
+        guard made.reusable, !made.decision.allDown, made.decision.sites.count == 1,
+              state.rateLimiter == nil else { return }
+        memo.remember(generation: state.generation, service: service.index, client: client, site: made.decision.sites[0],
+                      ttl: made.decision.ttl, scope: made.decision.scope,
+                      sticky: state.steering.services[service.index].isSticky, now: now)
+    }
+
+    /// Encodes `resolution` as the answer to `question` with no EDNS and no size limit, for
+    /// `AnswerTable`: the message and where its question ends.
+    mutating func compile(_ question: Question, _ resolution: Resolution) -> ([UInt8], Int) {
+        self.resolution = resolution
+        let query = Query(header: Header(id: 0, questionCount: 1), question: question)
+        encode(query: query, options: ResponseOptions(), dnssecOK: false, limit: 65_535)
+        return (writer.bytes, questionEnd)
+    }
+
+    /// Copies the last response into `buffer`; returns its length (0 when it does not fit).
+    public func copyResponse(to buffer: UnsafeMutableRawBufferPointer) -> Int {
+        writer.bytes.withUnsafeBytes { bytes in
+            guard bytes.count <= buffer.count else { return 0 }
+            buffer.copyMemory(from: bytes)
+            return bytes.count
+        }
+    }
+}

@@ -1,0 +1,171 @@
+import CUDPBatch
+import NIOCore
+import Scoring
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// DNS over UDP on plain threads: each worker owns one SO_REUSEPORT socket, reads a batch
+/// of queries with one recvmmsg(2), answers each through its own `Responder`, and sends the
+/// batch of responses with one sendmmsg(2).
+///
+/// This is the query path the benchmarks measure, so it has no event loop, no channel
+/// pipeline and no per-datagram buffer: a batch's storage is allocated once per worker, and
+/// the kernel spreads clients over the sockets by their address and port.
+final class UDPWorkers: Sendable {
+    /// Datagrams per system call; also the most responses one batch holds back.
+    static let batchSize: Int32 = 64
+    /// Per datagram, in and out. A UDP response is at most `Responder.maxUDPPayload`; a
+    /// query longer than this is cut, and then answered as the malformed message it is.
+    static let bufferSize: Int32 = 4096
+    /// How long a worker waits in poll(2) before it looks at the stop flag again.
+    static let pollMilliseconds: Int32 = 200
+
+    private let sockets: [Int32]
+    private let store: StateStore
+    private let counters: ServerCounters
+    private let flag = StopFlag()
+    private let threads = Mutex<[pthread_t]>([])
+
+    /// Binds `perAddress` sockets on each address. Throws `DNSServer.ListenError`, closing
+    /// whatever it had bound.
+    init(listen: [SocketAddress], perAddress: Int, store: StateStore, counters: ServerCounters) throws {
+        var sockets: [Int32] = []
+        for address in listen {
+            for _ in 0..<max(perAddress, 1) {
+                let fd = address.withSockAddr { pointer, length in udp_batch_bind(pointer, socklen_t(length), 1) }
+                guard fd >= 0 else {
+                    for socket in sockets { close(socket) }
+                    throw DNSServer.ListenError(address: address, underlying: SystemCallError(call: "bind", code: -fd))
+                }
+                sockets.append(fd)
+            }
+        }
+        self.sockets = sockets
+        self.store = store
+        self.counters = counters
+    }
+
+    /// Starts one thread per socket.
+    func start() {
+        threads.withLock { threads in
+            for fd in sockets {
+                let worker = Worker(fd: fd, store: store, counters: counters, flag: flag)
+                threads.append(spawnThread { worker.run() })
+            }
+        }
+    }
+
+    /// Stops the workers (each within one poll interval), waits for them and closes the
+    /// sockets. The responses of a batch being answered are still sent.
+    func stop() {
+        flag.stop()
+        let running = threads.withLock { threads in
+            defer { threads.removeAll() }
+            return threads
+        }
+        for thread in running { pthread_join(thread, nil) }
+        for fd in sockets { close(fd) }
+    }
+
+    final class StopFlag: Sendable {
+        private let stopped = Atomic<Bool>(false)
+        var isStopped: Bool { stopped.load(ordering: .relaxed) }
+        func stop() { stopped.store(true, ordering: .relaxed) }
+    }
+
+    /// The loop of one socket.
+    private final class Worker: Sendable {
+        let fd: Int32
+        let store: StateStore
+        let counters: ServerCounters
+        let flag: StopFlag
+
+        init(fd: Int32, store: StateStore, counters: ServerCounters, flag: StopFlag) {
+            self.fd = fd
+            self.store = store
+            self.counters = counters
+            self.flag = flag
+        }
+
+        func run() {
+            guard let batch = udp_batch_create(UDPWorkers.batchSize, UDPWorkers.bufferSize) else { return }
+            defer { udp_batch_destroy(batch) }
+            // Locals, not properties: the loop's state is this thread's alone.
+            var responder = Responder()
+            var sequence: UInt64 = 0
+            while !flag.isStopped {
+                let count = udp_batch_receive(batch, fd, UDPWorkers.pollMilliseconds)
+                guard count > 0 else { continue }
+                // One state per batch: a batch is answered from one consistent snapshot.
+                let state = store.state
+                for index in 0..<count {
+                    var length: Int32 = 0
+                    let packet = UnsafeRawBufferPointer(start: udp_batch_packet(batch, index, &length), count: Int(length))
+                    sequence &+= 1
+                    let context = RequestContext(transport: .udp, source: IPAddress(socketAddress: udp_batch_peer(batch, index)),
+                                                 sequence: sequence)
+                    let answered = responder.respond(to: packet, context: context, state: state)
+                    counters.record(answered: answered, transport: .udp)
+                    guard answered else { continue }
+                    let reply = udp_batch_reply_buffer(batch, index)!
+                    let written = responder.copyResponse(to: UnsafeMutableRawBufferPointer(start: reply, count: Int(UDPWorkers.bufferSize)))
+                    udp_batch_set_reply(batch, index, Int32(written))
+                }
+                udp_batch_send(batch, fd)
+            }
+        }
+    }
+}
+
+/// A failed system call, described the way operators read them ("Permission denied (errno: 13)").
+struct SystemCallError: Error, CustomStringConvertible {
+    let call: String
+    let code: Int32
+
+    var description: String { "\(call)(2) failed: \(String(cString: strerror(code))) (errno: \(code))" }
+}
+
+/// Starts a detached-until-joined POSIX thread running `body`.
+func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+    final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
+    let context = Unmanaged.passRetained(Box(body)).toOpaque()
+    var thread = pthread_t()
+    let result = pthread_create(&thread, nil, { raw in
+        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+        box.body()
+        return nil
+    }, context)
+    precondition(result == 0, "pthread_create failed: \(result)")
+    return thread
+}
+
+extension IPAddress {
+    /// The address of a socket address from the kernel, without allocating. An IPv4 client
+    /// of a dual-stack socket (::ffff:a.b.c.d, RFC 4291 §2.5.5.2) is that IPv4 address.
+    init?(socketAddress: UnsafePointer<sockaddr>?) {
+        guard let socketAddress else { return nil }
+        switch Int32(socketAddress.pointee.sa_family) {
+        case AF_INET:
+            let v4 = UnsafeRawPointer(socketAddress).assumingMemoryBound(to: sockaddr_in.self)
+            self = .v4(UInt32(bigEndian: v4.pointee.sin_addr.s_addr))
+        case AF_INET6:
+            let v6 = UnsafeRawPointer(socketAddress).assumingMemoryBound(to: sockaddr_in6.self)
+            var storage = v6.pointee.sin6_addr
+            self = withUnsafeBytes(of: &storage) { IPAddress.unmapped(v6Bytes: $0) }
+        default:
+            return nil
+        }
+    }
+
+    /// 16 network-order bytes as an address, IPv4-mapped addresses as IPv4.
+    static func unmapped(v6Bytes bytes: UnsafeRawBufferPointer) -> IPAddress {
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        for index in 0..<8 { high = high << 8 | UInt64(bytes[index]) }
+        for index in 8..<16 { low = low << 8 | UInt64(bytes[index]) }
+        if high == 0, low >> 32 == 0xFFFF { return .v4(UInt32(truncatingIfNeeded: low)) }
+        return .v6(high, low)
+    }
+}
