@@ -145,6 +145,7 @@ extension Responder {
             writeOPT(dnssecOK: dnssecOK, extendedRCode: 0, options: options)
         }
         state.metrics.query(transport: context.transport, rcode: rcode, ecs: subnet != nil)
+        state.metrics.compiled()
         return true
     }
 

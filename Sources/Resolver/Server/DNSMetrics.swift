@@ -9,6 +9,8 @@ public final class DNSMetrics: Sendable {
     /// RCODEs with a label of their own; the rest count as "other".
     private static let labelled: [ResponseCode] = [.noError, .formErr, .servFail, .nxDomain, .notImp, .refused, .badVers, .badCookie]
     private let ecsQueries: Counter
+    /// Answers given from compiled answers (the fast path) rather than built per query.
+    private let compiledAnswers: Counter
     private let dropped: Counter
     /// Indexed by [service][site].
     private let answers: [[Counter]]
@@ -30,6 +32,7 @@ public final class DNSMetrics: Sendable {
             }
         }
         ecsQueries = Counter(label: "resolverd_dns_ecs_queries_total")
+        compiledAnswers = Counter(label: "resolverd_dns_compiled_answers_total")
         dropped = Counter(label: "resolverd_dns_dropped_total")
         answers = steering.services.map { service in
             steering.sites.indices.map { site in
@@ -89,6 +92,8 @@ public final class DNSMetrics: Sendable {
     }
 
     func drop() { dropped.increment() }
+
+    func compiled() { compiledAnswers.increment() }
 
     func answered(service: Int, site: Int) {
         guard service < answers.count, site < answers[service].count else { return }
