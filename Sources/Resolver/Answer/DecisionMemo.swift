@@ -5,7 +5,7 @@ import Scoring
 ///
 /// A decision is reused only while the state it was made from is still the published one
 /// and for at most `lifetime` seconds, and only when deciding again would keep it: a
-/// sticky client whose binding was kept (the renewal is still recorded per query), or a
+/// sticky client with a binding (the renewal is still recorded per query), or a
 /// policy that is a pure function of the client and the snapshot. So a report, a reload or
 /// a health-check result takes effect at once, and the passage of time (report ageing,
 /// hold-down) within a second at most, as gdnsd coalesces its state updates to one a second.

@@ -33,7 +33,9 @@ extension ServingState {
             // Sticky: keep the client's site while it stays good enough (Affinity).
             let outcome = affinity.decide(service: service, client: client, snapshot: steering, now: now)
             metrics.binding(outcome.event)
-            made = ServiceDecision(decision: outcome.decision, reusable: outcome.event == .kept)
+            // Any outcome that leaves a binding: deciding again would keep it (a site just
+            // chosen is within the margin, or held down after a move).
+            made = ServiceDecision(decision: outcome.decision, reusable: outcome.binding != nil)
         } else {
             let decision = Selector.select(service: service, client: client, snapshot: steering, now: now, sequence: sequence)
             // Round robin and weighted draw per query; the others are a function of the
@@ -65,8 +67,8 @@ extension ServingState {
 }
 
 /// A decision and whether the same client may be given it again without deciding anew
-/// within the same state (`DecisionMemo`): a sticky client whose binding was kept, or a
-/// policy that is a pure function of the client and the snapshot.
+/// within the same state (`DecisionMemo`): a sticky client with a binding (its next decision
+/// keeps it), or a policy that is a pure function of the client and the snapshot.
 public struct ServiceDecision: Sendable {
     public var decision: Decision
     public var reusable: Bool
