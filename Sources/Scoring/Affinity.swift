@@ -81,7 +81,7 @@ public enum Affinity {
     ///     (empty: no bound-load limit).
     ///   - epsilon: the bounded-load slack.
     public static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
-                              existing: Binding?, newBindingShare: [Double] = [], epsilon: Double = 0.25) -> Outcome {
+                              existing: Binding?, newBindingShare: [Int: Double] = [:], epsilon: Double = 0.25) -> Outcome {
         var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now)
         let key = keyPrefix(for: client)
         var eligible = decision.candidates.filter { $0.excluded == nil }
@@ -137,7 +137,7 @@ public enum Affinity {
         var pool = eligible.filter { $0.score <= limit }
         if !newBindingShare.isEmpty && pool.count > 1 {
             let fair = 1.0 / Double(pool.count)
-            let unloaded = pool.filter { $0.site >= newBindingShare.count || newBindingShare[$0.site] <= (1 + epsilon) * fair }
+            let unloaded = pool.filter { (newBindingShare[$0.site] ?? 0) <= (1 + epsilon) * fair }
             if !unloaded.isEmpty { pool = unloaded }
         }
         let chosen = pool.max { lhs, rhs in

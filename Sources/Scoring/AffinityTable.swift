@@ -60,12 +60,15 @@ public final class AffinityTable: Sendable {
         let key = Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
         var current = snapshot
         let moved = state.withLock { $0.sincePublish }
-        for (site, rate) in moved {
-            if let index = current.siteIndex(site) { current.directed[index] += rate }
+        if !moved.isEmpty {
+            // Only the service's own sites are evaluated, so only theirs are looked up.
+            for index in service.sites {
+                if let rate = moved[snapshot.sites[index].id] { current.directed[index] += rate }
+            }
         }
         let outcome = Affinity.decide(service: service, client: client, snapshot: current, now: now,
                                       existing: binding(for: key),
-                                      newBindingShare: newBindingShare(sites: snapshot.sites, now: now))
+                                      newBindingShare: newBindingShare(of: service.sites, in: snapshot.sites, now: now))
         record(outcome, service: service.name, now: now)
         if let binding = outcome.binding, outcome.event != .kept {
             state.withLock { state in
@@ -113,13 +116,18 @@ public final class AffinityTable: Sendable {
         }
     }
 
-    /// Each site's share of recent new bindings, by site index of `sites`.
-    public func newBindingShare(sites: [Site], now: Double) -> [Double] {
+    /// The share of recent new bindings of each site in `indices` (of `sites`), by index;
+    /// empty when there have been none. Only the service's own sites are looked at, so a
+    /// decision does not grow with the number of sites configured.
+    public func newBindingShare(of indices: [Int], in sites: [Site], now: Double) -> [Int: Double] {
         state.withLock { state in
             Self.decay(&state, now: now)
             let total = state.fresh.values.reduce(0, +)
-            guard total > 0 else { return [] }
-            return sites.map { (state.fresh[$0.id] ?? 0) / total }
+            guard total > 0 else { return [:] }
+            var shares: [Int: Double] = [:]
+            shares.reserveCapacity(indices.count)
+            for index in indices { shares[index] = (state.fresh[sites[index].id] ?? 0) / total }
+            return shares
         }
     }
 
@@ -204,7 +212,13 @@ public final class AffinityTable: Sendable {
         let elapsed = now - state.freshAt
         guard elapsed > 0 else { return }
         let factor = pow(0.5, elapsed / halfLife)
-        for key in state.fresh.keys { state.fresh[key]! *= factor }
+        // In place, by position: no key is hashed and nothing is copied, however many sites
+        // have had bindings.
+        var index = state.fresh.values.startIndex
+        while index != state.fresh.values.endIndex {
+            state.fresh.values[index] *= factor
+            state.fresh.values.formIndex(after: &index)
+        }
         state.freshAt = now
     }
 }

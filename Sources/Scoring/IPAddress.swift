@@ -224,6 +224,15 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
     /// Parses `ADDRESS/LENGTH`, or a bare address as a host prefix. Host bits set beyond
     /// the length are an error, as in most router configurations: they usually mean a typo.
     public init?(_ text: some StringProtocol) {
+        // The common form, an IPv4 prefix, read straight from the bytes (a latency file may
+        // hold a million); anything else goes the general way below.
+        if let (value, length) = Self.scanIPv4(text.utf8) {
+            guard length <= 32, let prefix = IPPrefix(address: .v4(value), length: length), prefix.address == .v4(value) else {
+                return nil
+            }
+            self = prefix
+            return
+        }
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count <= 2, let address = IPAddress(parts[0]) else { return nil }
         var length = address.family.bitLength
@@ -235,6 +244,45 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
             return nil
         }
         self = prefix
+    }
+
+    /// `a.b.c.d/len` (four decimal octets ≤ 255 of one to three digits, a length of one or
+    /// two digits); nil for anything else, including IPv4 without a length.
+    static func scanIPv4(_ bytes: some Collection<UInt8>) -> (UInt32, Int)? {
+        var value: UInt32 = 0
+        var octet = 0
+        var digits = 0
+        var dots = 0
+        var length = -1
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                digits += 1
+                if length >= 0 {
+                    guard digits <= 2 else { return nil }
+                    length = length * 10 + Int(byte - UInt8(ascii: "0"))
+                } else {
+                    guard digits <= 3 else { return nil }
+                    octet = octet * 10 + Int(byte - UInt8(ascii: "0"))
+                    guard octet <= 255 else { return nil }
+                }
+            case UInt8(ascii: "."):
+                guard length < 0, digits > 0, dots < 3 else { return nil }
+                value = value << 8 | UInt32(octet)
+                octet = 0
+                digits = 0
+                dots += 1
+            case UInt8(ascii: "/"):
+                guard length < 0, digits > 0, dots == 3 else { return nil }
+                value = value << 8 | UInt32(octet)
+                length = 0
+                digits = 0
+            default:
+                return nil
+            }
+        }
+        guard length >= 0, digits > 0 else { return nil }
+        return (value, length)
     }
 
     public func contains(_ other: IPAddress) -> Bool {

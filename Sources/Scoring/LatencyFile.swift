@@ -11,22 +11,22 @@ public enum LatencyFile {
     public static func parseRTTs(_ text: String, into map: inout LatencyMap,
                                  siteIndex: (String) -> Int?) -> [LineError] {
         var errors: [LineError] = []
-        for (number, fields) in rows(text, header: "prefix") {
+        forEachRow(text, header: "prefix") { number, fields in
             guard fields.count == 3 else {
                 errors.append(LineError(line: number, message: "expected prefix,site,rtt_ms, got \(fields.count) field(s)"))
-                continue
+                return
             }
             guard let prefix = IPPrefix(fields[0]) else {
                 errors.append(LineError(line: number, message: "\"\(fields[0])\" is not a prefix (address/length, no host bits)"))
-                continue
+                return
             }
             guard let site = siteIndex(fields[1]) else {
                 errors.append(LineError(line: number, message: "unknown site \"\(fields[1])\""))
-                continue
+                return
             }
             guard let rtt = Double(fields[2]), rtt.isFinite, rtt >= 0, rtt < 100_000 else {
                 errors.append(LineError(line: number, message: "rtt_ms \"\(fields[2])\" is not a finite number of milliseconds ≥ 0"))
-                continue
+                return
             }
             map.setRTT(rtt, prefix: prefix, site: site)
         }
@@ -36,42 +36,65 @@ public enum LatencyFile {
     /// Adds prefix locations, used to estimate RTTs to sites without a measurement.
     public static func parseLocations(_ text: String, into map: inout LatencyMap) -> [LineError] {
         var errors: [LineError] = []
-        for (number, fields) in rows(text, header: "prefix") {
+        forEachRow(text, header: "prefix") { number, fields in
             guard fields.count == 3, let prefix = IPPrefix(fields[0]) else {
                 errors.append(LineError(line: number, message: "expected prefix,lat,lon"))
-                continue
+                return
             }
             guard let lat = Double(fields[1]), let lon = Double(fields[2]),
                   let point = GeoPoint(latitude: lat, longitude: lon) else {
                 errors.append(LineError(line: number, message: "latitude/longitude out of range"))
-                continue
+                return
             }
             map.setLocation(point, prefix: prefix)
         }
         return errors
     }
 
-    /// Non-empty, non-comment lines split on commas, with 1-based line numbers; a first
-    /// line starting with `header` is skipped.
-    static func rows(_ text: String, header: String) -> [(Int, [String])] {
-        var result: [(Int, [String])] = []
-        var number = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            number += 1
-            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
-                .map { $0.trimmingSpaces() }
-            if fields.allSatisfy(\.isEmpty) { continue }
-            if result.isEmpty && fields[0].lowercased() == header { continue }
-            result.append((number, fields))
+    /// Calls `body` with each non-empty, non-comment line split on commas (fields trimmed of
+    /// spaces, tabs and CR) and its 1-based number; a first line starting with `header` is
+    /// skipped. Scans UTF-8 bytes, without building a string per character or an array of all
+    /// rows: a latency file may have millions of lines.
+    static func forEachRow(_ text: String, header: String, _ body: (Int, [String]) -> Void) {
+        var text = text
+        text.withUTF8 { bytes in
+            var number = 0
+            var sawRow = false
+            var fields: [String] = []
+            fields.reserveCapacity(4)
+            var lineStart = 0
+            while lineStart <= bytes.count {
+                var lineEnd = lineStart
+                while lineEnd < bytes.count && bytes[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+                number += 1
+                defer { lineStart = lineEnd + 1 }
+                if lineEnd == bytes.count && lineStart == bytes.count { break }
+                var contentEnd = lineStart
+                while contentEnd < lineEnd && bytes[contentEnd] != UInt8(ascii: "#") { contentEnd += 1 }
+                fields.removeAll(keepingCapacity: true)
+                var fieldStart = lineStart
+                var allEmpty = true
+                while true {
+                    var fieldEnd = fieldStart
+                    while fieldEnd < contentEnd && bytes[fieldEnd] != UInt8(ascii: ",") { fieldEnd += 1 }
+                    var from = fieldStart
+                    var to = fieldEnd
+                    while from < to && isSpace(bytes[from]) { from += 1 }
+                    while to > from && isSpace(bytes[to - 1]) { to -= 1 }
+                    if to > from { allEmpty = false }
+                    fields.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[from..<to]), as: UTF8.self))
+                    if fieldEnd >= contentEnd { break }
+                    fieldStart = fieldEnd + 1
+                }
+                if allEmpty { continue }
+                if !sawRow && fields[0].lowercased() == header { sawRow = true; continue }
+                sawRow = true
+                body(number, fields)
+            }
         }
-        return result
     }
-}
 
-extension Substring {
-    func trimmingSpaces() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
-        return String(drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r")
     }
 }

@@ -14,14 +14,23 @@ public struct LatencyMap: Sendable {
     /// What one prefix knows.
     public struct Entry: Sendable, Equatable {
         public var prefix: IPPrefix
-        /// Measured RTT per site index, in milliseconds.
-        public var rtts: [Int: Double]
         public var location: GeoPoint?
+        /// The first of its measurements in `measurements` (-1: none).
+        var firstMeasurement: Int32 = -1
+    }
+
+    /// One measured RTT, chained per prefix. All prefixes' measurements share one array, so
+    /// a map of a million prefixes holds no million small dictionaries.
+    struct Measurement: Sendable {
+        var site: Int32
+        var next: Int32
+        var rtt: Double
     }
 
     private var v4: [Node] = [Node()]
     private var v6: [Node] = [Node()]
     public private(set) var entries: [Entry] = []
+    private var measurements: [Measurement] = []
 
     public init() {}
 
@@ -36,11 +45,17 @@ public struct LatencyMap: Sendable {
     public mutating func setRTT(_ rtt: Double, prefix: IPPrefix, site: Int, alpha: Double? = nil) -> Bool {
         guard rtt.isFinite, rtt >= 0 else { return false }
         let index = entryIndex(for: prefix)
-        if let alpha, let old = entries[index].rtts[site] {
-            entries[index].rtts[site] = alpha * rtt + (1 - alpha) * old
-        } else {
-            entries[index].rtts[site] = rtt
+        var cursor = entries[index].firstMeasurement
+        while cursor >= 0 {
+            if measurements[Int(cursor)].site == Int32(site) {
+                let old = measurements[Int(cursor)].rtt
+                measurements[Int(cursor)].rtt = alpha.map { $0 * rtt + (1 - $0) * old } ?? rtt
+                return true
+            }
+            cursor = measurements[Int(cursor)].next
         }
+        measurements.append(Measurement(site: Int32(site), next: entries[index].firstMeasurement, rtt: rtt))
+        entries[index].firstMeasurement = Int32(measurements.count - 1)
         return true
     }
 
@@ -78,7 +93,7 @@ public struct LatencyMap: Sendable {
         }
         if nodes[node].entry < 0 {
             nodes[node].entry = Int32(entries.count)
-            entries.append(Entry(prefix: prefix, rtts: [:], location: nil))
+            entries.append(Entry(prefix: prefix, location: nil))
         }
         return Int(nodes[node].entry)
     }
@@ -121,7 +136,12 @@ public struct LatencyMap: Sendable {
             let entry = nodes[node].entry
             guard entry >= 0 else { return }
             let data = entries[Int(entry)]
-            for (site, rtt) in data.rtts { result.rtts[site] = (rtt, data.prefix) }
+            var cursor = data.firstMeasurement
+            while cursor >= 0 {
+                let measurement = measurements[Int(cursor)]
+                result.rtts[Int(measurement.site)] = (measurement.rtt, data.prefix)
+                cursor = measurement.next
+            }
             if let location = data.location { result.location = (location, data.prefix) }
         }
         collect(0)

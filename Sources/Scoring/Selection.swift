@@ -1,7 +1,12 @@
 /// Everything selection reads, as one immutable value: writers (configuration, load reports,
 /// the answer ledger) build a new snapshot; a query reads one.
 public struct SteeringSnapshot: Sendable {
-    public var sites: [Site]
+    public var sites: [Site] {
+        didSet { indexByID = Self.index(sites) }
+    }
+    /// Site ID → index, so that finding a site by name does not grow with the number of sites
+    /// (a latency file names one per line; a binding names its site).
+    private var indexByID: [String: Int]
     public var services: [Service]
     /// Latest report per site, same indices as `sites`.
     public var loads: [SiteLoad]
@@ -17,6 +22,7 @@ public struct SteeringSnapshot: Sendable {
                 checksPassing: [Bool]? = nil, latency: LatencyMap = LatencyMap(),
                 parameters: ScoringParameters = ScoringParameters()) {
         self.sites = sites
+        self.indexByID = Self.index(sites)
         self.services = services
         self.loads = loads ?? Array(repeating: .unknown, count: sites.count)
         self.directed = directed ?? Array(repeating: 0, count: sites.count)
@@ -25,7 +31,15 @@ public struct SteeringSnapshot: Sendable {
         self.parameters = parameters
     }
 
-    public func siteIndex(_ id: String) -> Int? { sites.firstIndex { $0.id == id } }
+    public func siteIndex(_ id: String) -> Int? { indexByID[id] }
+
+    /// The first index of each ID, as a search from the front would find it.
+    private static func index(_ sites: [Site]) -> [String: Int] {
+        var index: [String: Int] = [:]
+        index.reserveCapacity(sites.count)
+        for (position, site) in sites.enumerated() where index[site.id] == nil { index[site.id] = position }
+        return index
+    }
 }
 
 /// The client a decision is for: an address and how many leading bits of it are known.

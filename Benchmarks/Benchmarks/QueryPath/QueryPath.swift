@@ -23,10 +23,28 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
                                            maxDuration: .seconds(3))
 
+    // What the harness itself counts per sample (its own allocations and time): subtract it
+    // from the rows below to get the cost of the code measured.
+    Benchmark("Baseline (harness only)") { benchmark in
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations { blackHole(index) }
+    }
+
     let withECS = query("api.svc.example.", ecs: "203.0.113.0/24")
     Benchmark("Decode query with ECS") { benchmark in
         withECS.withUnsafeBytes { bytes in
             for _ in benchmark.scaledIterations { blackHole(try? Query.decode(bytes, keepOptions: false)) }
+        }
+    }
+
+    let decoded = withECS.withUnsafeBytes { try! Query.decode($0) }
+    Benchmark("Encode query with ECS") { benchmark in
+        var writer = WireWriter(capacity: 512)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            writer.reset()
+            decoded.encode(into: &writer)
+            blackHole(writer.count)
         }
     }
 

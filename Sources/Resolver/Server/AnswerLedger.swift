@@ -7,7 +7,9 @@ public final class AnswerLedger: Sendable {
     static let window = 600
 
     private struct Buckets {
-        var counts: [[Int]]
+        /// Per site, `window` one-second counts; empty until the site's first answer, so that
+        /// ten thousand configured sites cost nothing until they are answered with.
+        var counts: [[Int32]]
         var seconds: [Int]
     }
 
@@ -16,7 +18,7 @@ public final class AnswerLedger: Sendable {
 
     public init(siteCount: Int) {
         self.siteCount = siteCount
-        buckets = Mutex(Buckets(counts: Array(repeating: Array(repeating: 0, count: Self.window), count: siteCount),
+        buckets = Mutex(Buckets(counts: Array(repeating: [], count: siteCount),
                                 seconds: Array(repeating: -1, count: Self.window)))
     }
 
@@ -27,9 +29,10 @@ public final class AnswerLedger: Sendable {
         buckets.withLock { state in
             if state.seconds[slot] != second {
                 state.seconds[slot] = second
-                for index in 0..<siteCount { state.counts[index][slot] = 0 }
+                for index in 0..<siteCount where !state.counts[index].isEmpty { state.counts[index][slot] = 0 }
             }
-            state.counts[site][slot] += 1
+            if state.counts[site].isEmpty { state.counts[site] = Array(repeating: 0, count: Self.window) }
+            state.counts[site][slot] &+= 1
         }
     }
 
@@ -43,7 +46,7 @@ public final class AnswerLedger: Sendable {
             var total = 0
             for second in from...to {
                 let slot = second % Self.window
-                if state.seconds[slot] == second { total += state.counts[site][slot] }
+                if state.seconds[slot] == second, !state.counts[site].isEmpty { total += Int(state.counts[site][slot]) }
             }
             return total
         }

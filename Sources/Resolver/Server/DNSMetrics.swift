@@ -1,5 +1,6 @@
 import Metrics
 import Scoring
+import Synchronization
 
 /// Query-path metrics through swift-metrics (exported as Prometheus by the daemon). Every
 /// counter is created once, so counting a query is an atomic add, not a registry lookup.
@@ -12,8 +13,18 @@ public final class DNSMetrics: Sendable {
     /// Answers given from compiled answers (the fast path) rather than built per query.
     private let compiledAnswers: Counter
     private let dropped: Counter
-    /// Indexed by [service][site].
-    private let answers: [[Counter]]
+    /// Answers per service index, per index of one of its sites (only a service's own sites:
+    /// with 10 000 sites and 1 000 services, every pair would be ten million series). Kept
+    /// here and rendered by the exporter (`answerSeries`), not registered with swift-metrics,
+    /// whose Prometheus registry copies a metric family per series added: tens of thousands
+    /// of series took it minutes.
+    private let answers: [[Int: AnswerCount]]
+    /// The same counts as (service, site ID, count), in configuration order.
+    private let series: [(service: String, site: String, count: AnswerCount)]
+
+    final class AnswerCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
     private let decisionTime: Metrics.Timer
     private let bindingsCreated: Counter
     private let bindingsKept: Counter
@@ -25,7 +36,9 @@ public final class DNSMetrics: Sendable {
     /// Queries with a COOKIE option, [client cookie only, valid server cookie].
     private let cookies: [Counter]
 
-    public init(steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: [])) {
+    /// `previous`: the metrics of the state this one replaces; answer counts of the same
+    /// (service, site) carry over, as a counter must.
+    public init(steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: []), previous: DNSMetrics? = nil) {
         queries = [Transport.udp, .tcp].map { transport in
             (Self.labelled.map(\.description) + ["other"]).map { rcode in
                 Counter(label: "resolverd_dns_queries_total", dimensions: [("transport", transport.rawValue), ("rcode", rcode)])
@@ -34,12 +47,21 @@ public final class DNSMetrics: Sendable {
         ecsQueries = Counter(label: "resolverd_dns_ecs_queries_total")
         compiledAnswers = Counter(label: "resolverd_dns_compiled_answers_total")
         dropped = Counter(label: "resolverd_dns_dropped_total")
+        struct Pair: Hashable { var service: String; var site: String }
+        var old: [Pair: AnswerCount] = [:]
+        for item in previous?.series ?? [] { old[Pair(service: item.service, site: item.site)] = item.count }
+        var series: [(service: String, site: String, count: AnswerCount)] = []
         answers = steering.services.map { service in
-            steering.sites.indices.map { site in
-                Counter(label: "resolverd_answers_total",
-                        dimensions: [("service", service.name), ("site", steering.sites[site].id)])
+            var counters: [Int: AnswerCount] = [:]
+            for site in service.sites where counters[site] == nil {
+                let id = steering.sites[site].id
+                let count = old[Pair(service: service.name, site: id)] ?? AnswerCount()
+                counters[site] = count
+                series.append((service.name, id, count))
             }
+            return counters
         }
+        self.series = series
         decisionTime = Metrics.Timer(label: "resolverd_decision_seconds")
         bindingsCreated = Counter(label: "resolverd_bindings_created_total")
         bindingsKept = Counter(label: "resolverd_bindings_kept_total")
@@ -83,7 +105,12 @@ public final class DNSMetrics: Sendable {
     }
 
     /// Metrics for a new configuration: same DNS counters, answer counters for its services.
-    public func with(steering: SteeringSnapshot) -> DNSMetrics { DNSMetrics(steering: steering) }
+    public func with(steering: SteeringSnapshot) -> DNSMetrics { DNSMetrics(steering: steering, previous: self) }
+
+    /// `resolverd_answers_total{service,site}`: every (service, site) and its answers so far.
+    public func answerSeries() -> [(service: String, site: String, count: Int)] {
+        series.map { ($0.service, $0.site, $0.count.value.load(ordering: .relaxed)) }
+    }
 
     func query(transport: Transport, rcode: ResponseCode, ecs: Bool) {
         let slot = Self.labelled.firstIndex(of: rcode) ?? Self.labelled.count
@@ -96,8 +123,8 @@ public final class DNSMetrics: Sendable {
     func compiled() { compiledAnswers.increment() }
 
     func answered(service: Int, site: Int) {
-        guard service < answers.count, site < answers[service].count else { return }
-        answers[service][site].increment()
+        guard service < answers.count else { return }
+        answers[service][site]?.value.wrappingAdd(1, ordering: .relaxed)
     }
 
     func decision(nanoseconds: Int64) { decisionTime.recordNanoseconds(nanoseconds) }

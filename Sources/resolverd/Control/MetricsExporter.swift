@@ -43,6 +43,30 @@ final class MetricsExporter: Sendable {
         registry.makeGauge(name: "resolverd_bindings", labels: []).set(Double(state.affinity.count))
         // Cumulative, read from the table at scrape time.
         registry.makeGauge(name: "resolverd_bindings_evicted", labels: []).set(Double(state.affinity.counts.evicted))
-        return registry.emitToString()
+        var text = registry.emitToString()
+        // Answers per (service, site) are counted outside the registry (DNSMetrics): one
+        // family appended in the text format (Prometheus exposition format 0.0.4).
+        let answers = state.metrics.answerSeries()
+        if !answers.isEmpty {
+            text += "# TYPE resolverd_answers_total counter\n"
+            for item in answers {
+                text += "resolverd_answers_total{service=\"\(Self.escape(item.service))\",site=\"\(Self.escape(item.site))\"} \(item.count)\n"
+            }
+        }
+        return text
+    }
+
+    /// A label value in the text format: backslash, double quote and newline escaped.
+    static func escape(_ value: String) -> String {
+        var escaped = ""
+        for character in value {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
     }
 }

@@ -50,6 +50,8 @@ enum StateLoader {
         let state = ServingState(catalog: catalog, nsid: configuration.nsid.map { Array($0.utf8) },
                                  chaos: ChaosIdentity.records(id: configuration.chaosID, version: configuration.chaosVersion),
                                  steering: steering, services: services, ledger: reuse,
+                                 // Counters carry over a reload (per service and site ID).
+                                 metrics: previous?.metrics.with(steering: steering),
                                  affinity: previous?.affinity ?? AffinityTable(capacity: configuration.maxBindings),
                                  cookies: configuration.cookieSecrets ?? previous?.cookies ?? .random(),
                                  rateLimiter: configuration.rateLimit.map { limits in
@@ -71,15 +73,19 @@ enum StateLoader {
         let sites = configuration.sites.map {
             Site(id: $0.id, addresses: $0.addresses, capacity: $0.capacity, location: $0.location)
         }
+        // Sites by ID in a dictionary: configurations name thousands of them, and the latency
+        // file one per line.
+        let byID = SteeringSnapshot(sites: sites, services: [])
         var services: [Service] = []
         var names: [DNSName] = []
+        var seen: Set<DNSName> = []
         var zonesOfServices: [Zone] = []
         for config in configuration.services {
             let path = "services.\(config.name)"
             guard let name = try? DNSName(config.name.hasSuffix(".") ? config.name : config.name + ".") else {
                 fail(config.line, "\(path): not a domain name"); continue
             }
-            if names.contains(name) { fail(config.line, "\(path): duplicate service name"); continue }
+            if seen.contains(name) { fail(config.line, "\(path): duplicate service name"); continue }
             guard let zone = catalog.zone(for: name) else {
                 fail(config.line, "\(path): not inside any served zone"); continue
             }
@@ -93,13 +99,14 @@ enum StateLoader {
             }
             var indices: [Int] = []
             for site in config.sites {
-                guard let index = sites.firstIndex(where: { $0.id == site.id }) else {
+                guard let index = byID.siteIndex(site.id) else {
                     fail(site.line, "\(site.path): unknown site \"\(site.id)\""); continue
                 }
                 if indices.contains(index) { fail(site.line, "\(site.path): site \"\(site.id)\" listed twice"); continue }
                 indices.append(index)
             }
             names.append(name)
+            seen.insert(name)
             zonesOfServices.append(zone)
             services.append(Service(name: name.text, sites: indices, ttl: config.ttl, answers: config.answers,
                                     policy: config.policy, affinityHold: config.hold, affinityMargin: config.margin,
@@ -110,7 +117,7 @@ enum StateLoader {
         if let path = configuration.latencyFile {
             if let text = try? String(contentsOfFile: path, encoding: .utf8) {
                 let display = (path as NSString).lastPathComponent
-                for error in LatencyFile.parseRTTs(text, into: &latency, siteIndex: { id in sites.firstIndex { $0.id == id } }) {
+                for error in LatencyFile.parseRTTs(text, into: &latency, siteIndex: { byID.siteIndex($0) }) {
                     errors.append(SourceError(file: display, line: error.line, message: error.message))
                 }
             } else {
