@@ -13,7 +13,11 @@ import Testing
 
     init() throws {
         state = try StateLoader.load(configPath: Example.configPath).get().state
+        // Every name of the zone, and names that are not in it (NXDOMAIN, wildcard synthesis,
+        // below the delegation), which the general path answers once and the cache after.
         names = state.catalog.zones.values.flatMap { $0.nodes.keys.map(\.text) }.sorted()
+            + ["nope.svc.example.", "a.b.nothing.svc.example.", "foo.wild.svc.example.", "x.y.wild.svc.example.",
+               "host.sub.svc.example.", "deeper.ns.sub.svc.example."]
     }
 
     /// Query variants: (label, EDNS or nil, flags to set in the header).
@@ -87,8 +91,9 @@ import Testing
         #expect(compared > 1000)
         // The fast path must really have answered most of them (every name × A/AAAA and its
         // own types, in every variant it accepts), or this compared the general path with itself.
-        // Of 13 types a name has about 3 compiled (its own and A/AAAA), so about a fifth.
-        #expect(fast.compiledAnswers > compared / 8, "\(fast.compiledAnswers) of \(compared) compiled")
+        // Compiled (its own types and A/AAAA) or kept after the first ask: nearly all but the
+        // variants that need the general path (NSID here, truncation of the big TXT).
+        #expect(fast.compiledAnswers > compared * 3 / 4, "\(fast.compiledAnswers) of \(compared) compiled")
         #expect(general.compiledAnswers == 0)
     }
 

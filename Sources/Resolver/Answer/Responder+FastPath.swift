@@ -76,7 +76,18 @@ extension Responder {
         }
 
         let name = UnsafeRawBufferPointer(rebasing: packet[Header.length..<nameEnd])
-        guard let kind = state.answers.lookup(name, type: qtype) else { return false }
+        let kind: AnswerTable.Kind
+        var cached = false
+        if let found = state.answers.lookup(name, type: qtype) {
+            kind = found
+        } else if let found = cache.find(generation: state.generation, name: name, type: qtype) {
+            kind = .fixed(found)
+            cached = true
+        } else {
+            // The general path answers; if its answer is static and whole, it is kept.
+            uncached = (nameEnd, qtype)
+            return false
+        }
         let compiled: AnswerTable.Compiled
         var ttl: UInt32 = 0
         var scope: UInt8 = 0
@@ -127,7 +138,7 @@ extension Responder {
         // The question as the client wrote it: the compiled names point into it.
         writer.writeBytes(UnsafeRawBufferPointer(rebasing: packet[Header.length..<questionEnd]))
         let tailStart = writer.count
-        state.answers.bytes.withUnsafeBytes { bytes in
+        (cached ? cache.tails : state.answers.bytes).withUnsafeBytes { bytes in
             writer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[Int(compiled.start)..<Int(compiled.start + compiled.length)]))
         }
         if compiled.ttlCount > 0 {
@@ -147,6 +158,17 @@ extension Responder {
         state.metrics.query(transport: context.transport, rcode: rcode, ecs: subnet != nil)
         state.metrics.compiled()
         return true
+    }
+
+    /// Keeps the general path's answer to a query the fast path parsed but found in no table
+    /// (`uncached`), when it is a whole static answer.
+    mutating func keepAnswer(_ packet: UnsafeRawBufferPointer, state: ServingState) {
+        defer { uncached = nil }
+        guard let (nameEnd, type) = uncached, let complete = lastComplete, rcode == .noError || rcode == .nxDomain,
+              cookie == .absent, state.rateLimiter == nil, complete.end >= questionEnd else { return }
+        cache.store(generation: state.generation, name: UnsafeRawBufferPointer(rebasing: packet[Header.length..<nameEnd]),
+                    type: type, flags: complete.flags, counts: (complete.answer, complete.authority, complete.additional),
+                    tail: writer.bytes[questionEnd..<complete.end])
     }
 
     /// Remembers a decision of the general path so the client's next query within the same

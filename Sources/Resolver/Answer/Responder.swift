@@ -52,6 +52,10 @@ public struct Responder {
     var resolution = Resolution()
     /// Decisions to reuse for a client's next queries (the fast path's service answers).
     var memo: DecisionMemo
+    /// Static answers of the general path kept for the fast path.
+    var cache: AnswerCache
+    /// The question end and type of a query the fast path parsed but could not answer.
+    var uncached: (nameEnd: Int, type: UInt16)?
     /// False answers every query the general way: the reference the fast path is compared
     /// with in tests and benchmarks.
     public var usesCompiledAnswers = true
@@ -62,6 +66,8 @@ public struct Responder {
     /// asks rarely and must not hold a megabyte for it).
     public init(memoCapacity: Int = 1 << 14) {
         memo = DecisionMemo(capacity: memoCapacity)
+        // 4 096 answers of up to 512 bytes (3 MB) per UDP worker; none for a TCP connection.
+        cache = AnswerCache(capacity: memoCapacity > 0 ? 1 << 12 : 0)
     }
 
     /// The response bytes of the last call that returned true.
@@ -82,10 +88,13 @@ public struct Responder {
             compiledAnswers &+= 1
             return true
         }
+        lastComplete = nil
         guard let kind = answer(packet, context: context, state: state) else {
+            uncached = nil
             state.metrics.drop()
             return false
         }
+        if uncached != nil { keepAnswer(packet, state: state) }
         state.metrics.cookie(cookie)
         if let action = early ?? rateLimit(kind, name: limitName, context: context, state: state) {
             switch action {
@@ -132,6 +141,9 @@ public struct Responder {
     private var limitName: DNSName?
     /// Where the question of the last response ends (the header's end when it has none).
     var questionEnd = Header.length
+    /// For the last response encoded with every section whole: its AA and RCODE bits, section
+    /// counts (OPT not counted) and where its sections end.
+    var lastComplete: (flags: UInt16, answer: UInt16, authority: UInt16, additional: UInt16, end: Int)?
 
     /// Writes the response to `packet` and returns its class for rate limiting; nil when
     /// nothing must be sent.
@@ -353,12 +365,19 @@ public struct Responder {
         let budget = limit - optLength
         var counts: (answer: UInt16, authority: UInt16, additional: UInt16) = (0, 0, 0)
         var truncated = false
+        var complete = false
         if let written = write(resolution.answer, budget: budget), let authority = write(resolution.authority, budget: budget) {
-            counts = (written, authority, writeAdditional(budget: budget))
+            let additional = writeAdditional(budget: budget)
+            counts = (written, authority, additional.records)
+            complete = additional.complete
         } else {
             truncated = true
             writer.truncate(to: afterQuestion)
         }
+        // Every section whole: what follows the question is the answer to (name, type) for
+        // any client and size that fits it, so it may be kept for the next asker (AnswerCache).
+        lastComplete = complete ? (Header.aaBit * (resolution.authoritative ? 1 : 0) | (resolution.rcode.rawValue & 0xF),
+                                   counts.answer, counts.authority, counts.additional, writer.count) : nil
         if query.edns != nil {
             writeOPT(dnssecOK: dnssecOK, extendedRCode: UInt8(resolution.rcode.rawValue >> 4), options: options)
             counts.additional += 1
@@ -380,19 +399,19 @@ public struct Responder {
     }
 
     /// Writes additional RRsets while they fit; the first that does not is left out, with
-    /// everything after it (RFC 2181 §9: no TC for additional data).
-    private mutating func writeAdditional(budget: Int) -> UInt16 {
+    /// everything after it (RFC 2181 §9: no TC for additional data). `complete`: all fitted.
+    private mutating func writeAdditional(budget: Int) -> (records: UInt16, complete: Bool) {
         var count: UInt16 = 0
         for entry in resolution.additional {
             let before = writer.count
             let written = entry.rrset.encode(owner: entry.owner, ttl: entry.ttl, into: &writer)
             if writer.count > budget {
                 writer.truncate(to: before)
-                break
+                return (count, false)
             }
             count += written
         }
-        return count
+        return (count, true)
     }
 
     /// Our OPT record (RFC 6891 §6.1.2), carrying the upper bits of an extended RCODE.
