@@ -8,7 +8,7 @@ APT_RUN      := libldns-dev pkg-config
 # source, systemd-analyze and setpriv for the unit and port-53 checks, curl and python3.
 APT_TEST     := $(APT_RUN) dnsutils knot-dnsutils ldnsutils nsd unbound prometheus systemd util-linux curl python3
 # Packages the benchmarks need.
-APT_BENCH    := $(APT_TEST) dnsperf util-linux iproute2
+APT_BENCH    := $(APT_TEST) dnsperf gdnsd gcc libc6-dev util-linux iproute2
 
 .PHONY: run build release test bench microbench simulate check install fuzz fuzz-build deps-run deps-test deps-bench clean
 
@@ -65,9 +65,10 @@ fuzz: fuzz-build
 	SWIFT_BACKTRACE=enable=no .build-fuzz/debug/resolverd-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=1500 \
 		-print_final_stats=1 -artifact_prefix=.build-fuzz/findings/ .build-fuzz/corpus
 
-## resolverd vs NSD with dnsperf, side by side (see bench/README.md).
+## resolverd vs gdnsd vs NSD with bench/loadgen, side by side (see bench/README.md);
+## bench/run.sh is the older resolverd-vs-NSD run with dnsperf.
 bench: deps-bench release
-	bench/run.sh
+	bench/compare.sh
 
 ## Microbenchmarks of decode, selection and whole answers, with allocation counts
 ## (ordo-one/benchmark, Benchmarks/ package).

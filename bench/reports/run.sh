@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# bench/reports/run.sh — DNS queries/s while load reports pour in (issue 7, "Serving speed").
+#
+# Starts resolverd pinned to core SERVER_CPU, then alternates, ROUNDS times:
+#   baseline: bench/loadgen.c alone for DURATION s: service names with ECS from many /24s,
+#             MIX=warm (default): a file of many (service, prefix) pairs, cycled after a WARMUP s
+#             pass so that every client has its binding and asks again only after all others
+#             (as resolvers do once per TTL); MIX=hot: a few thousand pairs cycled (each client
+#             again within a second, so the server can reuse its decisions);
+#   flood:    the same, while bench/reports/reportflood.c sends RATE (default 10 000) paced
+#             `PUT /v1/sites/{site}/load` reports a second over keep-alive HTTP/1.1 connections,
+#             cycling over every site, with a token that may report for any site (admin).
+# Both load tools run on core CLIENT_CPU. Prints the QPS loss in percent (target < MAX_LOSS_PCT,
+# default 10) and whether every report was accepted (all 204, none unanswered, rate held).
+#
+# Usage: bench/reports/run.sh                 # the shipped example (3 sites, admin token)
+#        CASE=scale bench/reports/run.sh      # the generated scale case of bench/scale/gen.py
+#                                             # (10 000 sites, one token per site + admin)
+# Knobs (environment):
+#   RESOLVERD_BIN=/tmp/resolverd-scale DURATION=10 ROUNDS=3 MIX=warm|hot
+#   WARMUP=8 (30 for CASE=scale MIX=warm) RATE=10000 CONNS=16 DEPTH=4
+#   OUTSTANDING=200 SERVER_CPU=0 CLIENT_CPU=1 MAX_LOSS_PCT=10 GEN_ARGS="..." (CASE=scale)
+#   TOKEN=example-admin-token (CASE=small; admin in tokens.yaml, stored there as its sha256)
+#   QUERIES=FILE (a loadgen query file instead of the generated service-name mix)
+#   KEEP_TMP=1 OUT_DIR=bench/reports/out
+# Exit status: 0 when the loss is below MAX_LOSS_PCT and every report was accepted, 1 otherwise.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TAG=reports
+# shellcheck source=bench/scale/lib.sh
+. "$ROOT/bench/scale/lib.sh"
+
+RESOLVERD_BIN=${RESOLVERD_BIN:-/tmp/resolverd-scale}
+CASE=${CASE:-small}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+RATE=${RATE:-10000}
+CONNS=${CONNS:-16}
+DEPTH=${DEPTH:-4}
+OUTSTANDING=${OUTSTANDING:-200}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+MAX_LOSS_PCT=${MAX_LOSS_PCT:-10}
+OUT_DIR=${OUT_DIR:-$ROOT/bench/reports/out}
+GEN_ARGS=${GEN_ARGS:-}
+MIX=${MIX:-warm}
+[[ $MIX == warm || $MIX == hot ]] || { echo "MIX must be warm or hot" >&2; exit 1; }
+MIXSUFFIX=""; [[ $MIX == hot ]] && MIXSUFFIX=-hot
+WARMUP=${WARMUP:-$([[ $CASE == scale && $MIX == warm ]] && echo 30 || echo 8)}
+
+for v in DURATION ROUNDS RATE CONNS DEPTH OUTSTANDING SERVER_CPU CLIENT_CPU WARMUP; do
+    [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
+done
+(( DURATION >= 1 && ROUNDS >= 1 && RATE >= 1 && CONNS >= 1 && DEPTH >= 1 )) || die "DURATION, ROUNDS, RATE, CONNS, DEPTH must be >= 1"
+[[ $MAX_LOSS_PCT =~ ^[0-9]+([.][0-9]+)?$ ]] || die "MAX_LOSS_PCT must be a number"
+[[ $CASE == small || $CASE == scale ]] || die "CASE must be small or scale (got '$CASE')"
+if [[ ! -x $RESOLVERD_BIN && $RESOLVERD_BIN == /tmp/resolverd-scale && -x $ROOT/.build/release/resolverd ]]; then
+    cp "$ROOT/.build/release/resolverd" "$RESOLVERD_BIN"
+    log "copied .build/release/resolverd to $RESOLVERD_BIN"
+fi
+[[ -x $RESOLVERD_BIN ]] || die "resolverd binary not found at $RESOLVERD_BIN — build a release (make release) or set RESOLVERD_BIN"
+[[ -f $ROOT/bench/loadgen.c ]] || die "bench/loadgen.c is missing: this benchmark needs its per-query ECS"
+for tool in python3 dig taskset ss timeout awk cc; do
+    command -v "$tool" >/dev/null || die "'$tool' is missing"
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/resolverd-reports.XXXXXX")
+install_traps
+mkdir -p "$OUT_DIR/raw"
+rm -f "$OUT_DIR"/raw/*
+setup_pinning
+build_loadgen
+cc -O2 -Wall -o "$TMP/reportflood" "$ROOT/bench/reports/reportflood.c" 2>"$TMP/rf.build" \
+    || { cat "$TMP/rf.build" >&2; die "bench/reports/reportflood.c does not compile"; }
+
+DNS_PORT=$(pick_port) HTTP_PORT=$(pick_port)
+
+# ---------------------------------------------------------------- configuration and inputs
+if [[ $CASE == small ]]; then
+    CONFIG=$TMP/small.yaml
+    small_config "$CONFIG" "$DNS_PORT" "$HTTP_PORT"
+    TOKEN=${TOKEN:-example-admin-token}
+    awk '/^sites:/ { s = 1; next } s && /^[^ #]/ { s = 0 } s && /^  [A-Za-z0-9_.-]+:/ { sub(/^  /, ""); sub(/:.*/, ""); print }' \
+        "$ROOT/resolverd.yaml" > "$TMP/sites.txt"
+    # The query mix: api.svc.example. A/AAAA with ECS from many /24s and /48s (gen.py's
+    # queries-small.txt, or its first few thousand pairs, queries-small-hot.txt, for MIX=hot).
+    python3 "$ROOT/bench/scale/gen.py" "$TMP/q" --dns-port "$DNS_PORT" --http-port "$HTTP_PORT" \
+        --sites 64 --services 4 --big 0 --prefixes 200000 --queries 10 --big-queries 10 >/dev/null || die "gen.py failed"
+    QFILE=${QUERIES:-$TMP/q/queries-small$MIXSUFFIX.txt}
+    PROBE=api.svc.example.
+else
+    # shellcheck disable=SC2086
+    python3 "$ROOT/bench/scale/gen.py" "$TMP/case" --dns-port "$DNS_PORT" --http-port "$HTTP_PORT" \
+        --small-queries 10 $GEN_ARGS > "$TMP/case.txt" || die "gen.py failed"
+    log "case: $(cat "$TMP/case.txt")"
+    CONFIG=$TMP/case/resolverd.yaml
+    TOKEN=${TOKEN:-$(cat "$TMP/case/admin.token")}
+    cp "$TMP/case/sites.txt" "$TMP/sites.txt"
+    QFILE=${QUERIES:-$TMP/case/queries$MIXSUFFIX.txt}
+    PROBE=$(awk 'NR == 1 { print $1 }' "$QFILE")
+fi
+NSITES=$(wc -l < "$TMP/sites.txt")
+(( NSITES > 0 )) || die "no site IDs found in the configuration"
+[[ -r $QFILE ]] || die "query file $QFILE not readable"
+
+# ---------------------------------------------------------------- start
+SLOG=$OUT_DIR/raw/serve.log
+log "starting resolverd ($CASE case, $NSITES sites) on core $SERVER_CPU: DNS 127.0.0.1:$DNS_PORT, HTTP 127.0.0.1:$HTTP_PORT"
+LOG_LEVEL=warning start_resolverd "$CONFIG" "$SLOG"
+wait_answer "$DNS_PORT" "$PROBE" 198.51.100.0/24 900 "$SLOG"
+log "answering after $(awk -v a="$SERVER_T0" -v b="$ANSWER_T" 'BEGIN { printf "%.1f", b - a }') s"
+
+# The token must be accepted for every site: a short slow pass over all of them (at most 30 s).
+probe_rate=$(( NSITES < 1000 ? 200 : 1000 ))
+probe_secs=$(awk -v n="$NSITES" -v r="$probe_rate" 'BEGIN { s = n / r; if (s < 1) s = 1; if (s > 30) s = 30; printf "%.1f", s + 0.05 }')
+"${PIN_CLIENT[@]}" "$TMP/reportflood" -q -p "$HTTP_PORT" -t "$TOKEN" -f "$TMP/sites.txt" -r "$probe_rate" -d "$probe_secs" \
+    -c 4 -P 1 > "$OUT_DIR/raw/probe.txt" 2>&1 || { cat "$OUT_DIR/raw/probe.txt" >&2; die "reportflood could not run against 127.0.0.1:$HTTP_PORT"; }
+probe=$(tail -1 "$OUT_DIR/raw/probe.txt")
+kvof() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+[[ $(kvof "$probe" sent) == "$(kvof "$probe" status_204)" && $(kvof "$probe" sent) -gt 0 ]] \
+    || die "not every report was accepted with this token before the flood: $probe"
+log "token accepted for every site probed (204 × $(kvof "$probe" status_204))"
+
+# Warm-up: one pass over the query mix makes every client's binding, so each timed run then
+# measures the same steady state (bindings kept) with and without the flood.
+run_load "$DNS_PORT" "$QFILE" "$WARMUP" "$OUT_DIR/raw/dns-warmup.txt"
+log "warm-up: $LOAD_QPS qps over ${WARMUP}s"
+
+# ---------------------------------------------------------------- rounds
+RESULTS=$TMP/results.txt; : > "$RESULTS"   # "kind round qps server_cpu loadgen_cpu"
+run_round() {               # $1 baseline|flood, $2 round
+    local kind=$1 r=$2 t0 t1 s0 s1 cpu fpid="" frc=0 lgcpu
+    if [[ $kind == flood ]]; then
+        # Starts half a second early and ends half a second late: the whole DNS run is flooded.
+        "${PIN_CLIENT[@]}" "$TMP/reportflood" -q -p "$HTTP_PORT" -t "$TOKEN" -f "$TMP/sites.txt" -r "$RATE" \
+            -d "$((DURATION + 1))" -c "$CONNS" -P "$DEPTH" > "$OUT_DIR/raw/flood-$r.txt" 2>&1 &
+        fpid=$!
+        STARTED+=("$fpid")
+        sleep 0.5
+    fi
+    t0=$(cpu_ticks "$SERVER_PID"); s0=$(date +%s.%N)
+    run_load "$DNS_PORT" "$QFILE" "$DURATION" "$OUT_DIR/raw/dns-$kind-$r.txt"
+    t1=$(cpu_ticks "$SERVER_PID"); s1=$(date +%s.%N)
+    if [[ -n $fpid ]]; then
+        wait "$fpid" || frc=$?
+        local keep=() s
+        for s in "${STARTED[@]}"; do [[ $s == "$fpid" ]] || keep+=("$s"); done
+        STARTED=("${keep[@]}")
+        (( frc == 0 )) || { cat "$OUT_DIR/raw/flood-$r.txt" >&2; die "reportflood failed in round $r (rc $frc)"; }
+    fi
+    alive "$SERVER_PID" || die "resolverd died during the $kind run of round $r"
+    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v x="$s0" -v y="$s1" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / (y - x) }')
+    lgcpu=$(kvof "$LOAD_LINE" cpu_pct)
+    echo "$kind $r $LOAD_QPS $cpu ${lgcpu:-?}" >> "$RESULTS"
+    local extra=""
+    [[ -n $fpid ]] && extra="  reports: $(tail -1 "$OUT_DIR/raw/flood-$r.txt")"
+    log "$(printf 'round %d/%d %-8s: %8s qps (server core %s%%, loadgen core %s%%, lost %s)%s' \
+        "$r" "$ROUNDS" "$kind" "$LOAD_QPS" "$cpu" "${lgcpu:-?}" "${LOAD_LOST:-?}" "$extra")"
+}
+log "$ROUNDS round(s): ${DURATION}s loadgen alone, then ${DURATION}s with $RATE reports/s ($CONNS connections × $DEPTH in flight); load tools on core $CLIENT_CPU"
+for ((r = 1; r <= ROUNDS; r++)); do
+    run_round baseline "$r"
+    sleep 1
+    run_round flood "$r"
+    sleep 1
+done
+METRICS=$(curl -s --max-time 5 "http://127.0.0.1:$HTTP_PORT/metrics" 2>/dev/null | grep -E '^resolverd_http_rejected_total' | tr '\n' ' ' || true)
+RSS=$(proc_kb "$SERVER_PID" VmRSS)
+stop_pid "$SERVER_PID"
+
+# ---------------------------------------------------------------- verdict
+median() {                  # median of column $2 for kind $1
+    awk -v n="$1" -v c="$2" '$1 == n { print $c }' "$RESULTS" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; print m }'
+}
+per_run() { awk -v n="$1" '$1 == n { printf "%s%s", sep, $3; sep = ", " }' "$RESULTS"; }
+BASE=$(median baseline 3) FLOOD=$(median flood 3)
+LOSS=$(awk -v a="$BASE" -v b="$FLOOD" 'BEGIN { printf "%.1f", 100 * (1 - b / a) }')
+
+sent=0 ok=0 answered=0 unanswered=0 errors=0 others="" rates="" p50s="" p99s=""
+for ((r = 1; r <= ROUNDS; r++)); do
+    line=$(tail -1 "$OUT_DIR/raw/flood-$r.txt")
+    sent=$((sent + $(kvof "$line" sent))); s204=$(kvof "$line" status_204); ok=$((ok + ${s204:-0}))
+    answered=$((answered + $(kvof "$line" responses))); unanswered=$((unanswered + $(kvof "$line" unanswered)))
+    errors=$((errors + $(kvof "$line" errors)))
+    rates="$rates${rates:+, }$(kvof "$line" rate)"
+    p50s="$p50s${p50s:+, }$(kvof "$line" lat_ms_p50)"; p99s="$p99s${p99s:+, }$(kvof "$line" lat_ms_p99)"
+    others="$others $(tr ' ' '\n' <<<"$line" | { grep '^status_' || true; } | { grep -v '^status_204=' || true; } | tr '\n' ' ')"
+done
+ok=${ok:-0}
+min_rate=$(tr ', ' '\n\n' <<<"$rates" | grep . | sort -g | head -1)
+RATE_HELD=$(awk -v m="$min_rate" -v t="$RATE" 'BEGIN { print ((m >= 0.99 * t) ? "yes" : "no") }')
+ACCEPTED=no ALL_OK=no
+[[ $sent -gt 0 && $ok -eq $sent && $unanswered -eq 0 && $errors -eq 0 ]] && ACCEPTED=yes
+[[ $ACCEPTED == yes && $RATE_HELD == yes ]] && ALL_OK=yes
+LOSS_OK=$(awk -v l="$LOSS" -v m="$MAX_LOSS_PCT" 'BEGIN { print ((l < m) ? "yes" : "no") }')
+
+{
+    echo "## DNS QPS under $RATE load reports/s — $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "Case: $CASE ($NSITES sites, config \`$(basename "$CONFIG")\`); query mix $MIX: $(basename "$QFILE") ($(wc -l < "$QFILE") (service, prefix) pairs, loadgen -o $OUTSTANDING, after a ${WARMUP}s warm-up);"
+    echo "resolverd on core $SERVER_CPU; loadgen and reportflood on core $CLIENT_CPU; $ROUNDS round(s) × ${DURATION}s, alternating; medians."
+    echo
+    echo "| run | median QPS | server core busy | loadgen core busy | QPS per run |"
+    echo "|---|---:|---:|---:|---|"
+    echo "| loadgen alone | $BASE | $(median baseline 4)% | $(median baseline 5)% | $(per_run baseline) |"
+    echo "| with $RATE reports/s | $FLOOD | $(median flood 4)% | $(median flood 5)% | $(per_run flood) |"
+    echo
+    echo "**QPS loss: ${LOSS}%** (target < ${MAX_LOSS_PCT}%: $LOSS_OK)"
+    echo
+    echo "Reports: sent $sent, answered $answered, 204 $ok, unanswered $unanswered, connection errors $errors${others// /}; achieved rate per round $rates /s of $RATE/s offered (held ≥ 99%: $RATE_HELD); latency p50 $p50s ms, p99 $p99s ms."
+    echo
+    echo "**Every report sent was accepted (204): $ACCEPTED. The offered rate was held: $RATE_HELD. Verdict (both): $ALL_OK**"
+    [[ -n $METRICS ]] && { echo; echo "Server counters: \`$METRICS\`"; }
+    echo
+    echo "resolverd VmRSS at the end: $(mib "$RSS") MiB. Binary: \`$RESOLVERD_BIN\`."
+} > "$OUT_DIR/result.md"
+echo
+cat "$OUT_DIR/result.md"
+log "written to ${OUT_DIR#"$ROOT"/}/result.md (raw outputs in ${OUT_DIR#"$ROOT"/}/raw/)"
+[[ $LOSS_OK == yes && $ALL_OK == yes ]]
