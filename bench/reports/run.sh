@@ -23,6 +23,7 @@
 #   TOKEN=example-admin-token (CASE=small; admin in tokens.yaml, stored there as its sha256)
 #   QUERIES=FILE (a loadgen query file instead of the generated service-name mix)
 #   KEEP_TMP=1 OUT_DIR=bench/reports/out
+#   LOCK_FILE=/tmp/resolverd-bench-compare.lock LOCK_WAIT=1800   (one benchmark at a time, as bench/compare.sh)
 # Exit status: 0 when the loss is below MAX_LOSS_PCT and every report was accepted, 1 otherwise.
 set -euo pipefail
 
@@ -67,6 +68,7 @@ done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/resolverd-reports.XXXXXX")
 install_traps
+take_bench_lock
 mkdir -p "$OUT_DIR/raw"
 rm -f "$OUT_DIR"/raw/*
 setup_pinning
@@ -134,7 +136,7 @@ run_round() {               # $1 baseline|flood, $2 round
     if [[ $kind == flood ]]; then
         # Starts half a second early and ends half a second late: the whole DNS run is flooded.
         "${PIN_CLIENT[@]}" "$TMP/reportflood" -q -p "$HTTP_PORT" -t "$TOKEN" -f "$TMP/sites.txt" -r "$RATE" \
-            -d "$((DURATION + 1))" -c "$CONNS" -P "$DEPTH" > "$OUT_DIR/raw/flood-$r.txt" 2>&1 &
+            -d "$((DURATION + 1))" -c "$CONNS" -P "$DEPTH" > "$OUT_DIR/raw/flood-$r.txt" 2>&1 {LOCK_FD}>&- &
         fpid=$!
         STARTED+=("$fpid")
         sleep 0.5

@@ -57,6 +57,22 @@ install_traps() {
     trap 'exit 143' TERM
 }
 
+# ---------------------------------------------------------------- one benchmark at a time
+# The machine-wide lock bench/compare.sh takes (flock): two benchmarks would share the cores.
+# Long-lived children are started with the lock's descriptor closed (so a server that outlived
+# us could not hold it).
+exec {LOCK_FD}>>/dev/null      # a placeholder until take_bench_lock, so `{LOCK_FD}>&-` always works
+take_bench_lock() {
+    local file=${LOCK_FILE:-${TMPDIR:-/tmp}/resolverd-bench-compare.lock} wait=${LOCK_WAIT:-1800}
+    [[ $wait =~ ^[0-9]+$ ]] || die "LOCK_WAIT must be a whole number (got '$wait')"
+    exec {LOCK_FD}>&-
+    exec {LOCK_FD}>>"$file"
+    if ! flock -n "$LOCK_FD"; then
+        log "another benchmark holds $file: waiting up to ${wait}s for it to finish"
+        flock -w "$wait" "$LOCK_FD" || die "the other benchmark did not finish within ${wait}s"
+    fi
+}
+
 # ---------------------------------------------------------------- ports
 port_free() {
     ! ss -Hlnu "sport = :$1" | grep -q . && ! ss -Hlnt "sport = :$1" | grep -q .
@@ -88,7 +104,7 @@ setup_pinning() {           # sets PIN_SERVER / PIN_CLIENT arrays
 SERVER_PID=""
 start_resolverd() {         # $1 config, $2 log file; sets SERVER_PID, SERVER_T0 (start, epoch s)
     SERVER_T0=$(date +%s.%N)
-    "${PIN_SERVER[@]}" "$RESOLVERD_BIN" serve --config "$1" --log-level "${LOG_LEVEL:-info}" >"$2" 2>&1 &
+    "${PIN_SERVER[@]}" "$RESOLVERD_BIN" serve --config "$1" --log-level "${LOG_LEVEL:-info}" >"$2" 2>&1 {LOCK_FD}>&- &
     SERVER_PID=$!
     STARTED+=("$SERVER_PID")
 }

@@ -10,6 +10,7 @@
 #   SIZE = gen.py options, e.g. "--sites 1000 --services 100 --prefixes 10000"
 # Knobs: RESOLVERD_BIN=/tmp/resolverd-scale LOAD_TIMEOUT=300 PROFILE_SECS=10 SERVER_CPU=0 CLIENT_CPU=1
 #        SKIP_CHECK=1 (serve only) SKIP_SERVE=1 (check only) KEEP_TMP=1
+#        LOCK_FILE / LOCK_WAIT: the machine-wide benchmark lock, as in bench/compare.sh
 #        QPS=1: once loaded, also measure QPS with bench/loadgen.c (DURATION=10 s each, -o
 #        OUTSTANDING=200): cold (a first pass over queries.txt: new clients) and hot
 #        (queries-hot.txt cycled after a WARMUP=5 s pass) — e.g. to see how the query path grows
@@ -33,6 +34,7 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 DURATION=${DURATION:-10} WARMUP=${WARMUP:-5} OUTSTANDING=${OUTSTANDING:-200}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/resolverd-loadcurve.XXXXXX")
 install_traps
+take_bench_lock
 setup_pinning
 [[ -n ${QPS:-} ]] && build_loadgen
 

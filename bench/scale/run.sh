@@ -29,6 +29,8 @@
 #                                        bench/scale/loadcurve.sh
 #   SKIP_SMALL=1 / SKIP_QPS=1            leave out the small case / all QPS runs
 #   KEEP_TMP=1                           keep the generated case and logs
+#   LOCK_FILE=/tmp/resolverd-bench-compare.lock LOCK_WAIT=1800   one benchmark at a time on the
+#                                        machine (the lock bench/compare.sh takes)
 #   OUT_DIR=bench/scale/out              result.md and raw outputs
 set -euo pipefail
 
@@ -66,6 +68,7 @@ done
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/resolverd-scale.XXXXXX")
 install_traps
+take_bench_lock
 mkdir -p "$OUT_DIR/raw"
 rm -f "$OUT_DIR"/raw/*
 setup_pinning
