@@ -9,6 +9,7 @@
 
 struct udp_batch {
     int capacity;
+    int timeout_ms;             /* the SO_RCVTIMEO last set on the socket read; -1 none yet */
     int size;
     int received;
     struct mmsghdr *in;
@@ -26,6 +27,7 @@ udp_batch *udp_batch_create(int capacity, int size) {
     if (batch == NULL) { return NULL; }
     batch->capacity = capacity;
     batch->size = size;
+    batch->timeout_ms = -1;
     batch->in = calloc((size_t)capacity, sizeof(struct mmsghdr));
     batch->out = calloc((size_t)capacity, sizeof(struct mmsghdr));
     batch->in_iov = calloc((size_t)capacity, sizeof(struct iovec));
@@ -63,7 +65,9 @@ void udp_batch_destroy(udp_batch *batch) {
 }
 
 int udp_batch_bind(const struct sockaddr *address, socklen_t length, int reuseport) {
-    int fd = socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* Blocking, so that one recvmmsg both waits and reads (udp_batch_receive); sends say
+       MSG_DONTWAIT themselves. */
+    int fd = socket(address->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) { return -errno; }
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0
@@ -79,16 +83,22 @@ int udp_batch_bind(const struct sockaddr *address, socklen_t length, int reusepo
 
 int udp_batch_receive(udp_batch *batch, int fd, int timeout_ms) {
     batch->received = 0;
-    struct pollfd waiting = { .fd = fd, .events = POLLIN };
-    int ready = poll(&waiting, 1, timeout_ms);
-    if (ready < 0) { return errno == EINTR ? 0 : -errno; }
-    if (ready == 0) { return 0; }
+    /* One system call per batch: recvmmsg blocks (up to SO_RCVTIMEO) for the first datagram
+       and, with MSG_WAITFORONE, returns at once with whatever else is waiting. A poll(2)
+       before a non-blocking read would be a second call per batch, and at moderate rates
+       a batch is a few datagrams, so that call would cost as much as the answers. */
+    if (timeout_ms < 1) { timeout_ms = 1; }   /* a zero SO_RCVTIMEO would wait for ever */
+    if (batch->timeout_ms != timeout_ms) {
+        struct timeval wait = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) < 0) { return -errno; }
+        batch->timeout_ms = timeout_ms;
+    }
     for (int i = 0; i < batch->capacity; i++) {
         batch->in[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
         batch->in[i].msg_hdr.msg_flags = 0;
         batch->reply_length[i] = 0;
     }
-    int count = recvmmsg(fd, batch->in, (unsigned)batch->capacity, MSG_DONTWAIT, NULL);
+    int count = recvmmsg(fd, batch->in, (unsigned)batch->capacity, MSG_WAITFORONE, NULL);
     if (count < 0) {
         return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -errno;
     }

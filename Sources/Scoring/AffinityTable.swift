@@ -81,15 +81,35 @@ public final class AffinityTable: Sendable {
         return outcome
     }
 
-    /// A kept binding used again without a new decision (the server's decision memo): what
-    /// `record` does for a kept outcome, without building one.
-    public func renew(service: String, client: Client, now: Double) {
-        let key = Key(service: service, prefix: Affinity.keyPrefix(for: client))
+    /// A kept binding used again `queries` times without a new decision, the last at
+    /// `lastSeen`.
+    public struct Renewal: Sendable {
+        public var service: String
+        public var client: Client
+        public var lastSeen: Double
+        public var queries: Int
+
+        public init(service: String, client: Client, lastSeen: Double, queries: Int = 1) {
+            self.service = service
+            self.client = client
+            self.lastSeen = lastSeen
+            self.queries = queries
+        }
+    }
+
+    /// Renews kept bindings without a new decision (the server's decision memo hands its
+    /// reuses over in batches, under one lock): what `record` does for that many kept
+    /// outcomes, without building them. A binding gone meanwhile (expired, moved by a
+    /// decision) is not brought back.
+    public func renew(_ renewals: [Renewal]) {
         state.withLock { state in
-            guard state.bindings[key] != nil else { return }
-            state.bindings[key]!.lastSeen = now
-            state.bindings[key]!.queries += 1
-            state.counts.kept += 1
+            for renewal in renewals {
+                let key = Key(service: renewal.service, prefix: Affinity.keyPrefix(for: renewal.client))
+                guard let index = state.bindings.index(forKey: key) else { continue }
+                state.bindings.values[index].lastSeen = max(state.bindings.values[index].lastSeen, renewal.lastSeen)
+                state.bindings.values[index].queries += renewal.queries
+                state.counts.kept += renewal.queries
+            }
         }
     }
 

@@ -33,6 +33,16 @@ public struct SteeringSnapshot: Sendable {
 
     public func siteIndex(_ id: String) -> Int? { indexByID[id] }
 
+    /// True when every site is as healthy here as in `other`: the same sites, each with the
+    /// same reported `healthy` flag and the same active-check result. What differs then is
+    /// only figures (load, directed load, latency), which move a decision by degrees.
+    public func sameHealth(as other: SteeringSnapshot) -> Bool {
+        guard sites.count == other.sites.count, loads.count == other.loads.count,
+              checksPassing == other.checksPassing else { return false }
+        for index in loads.indices where loads[index].healthy != other.loads[index].healthy { return false }
+        return true
+    }
+
     /// The first index of each ID, as a search from the front would find it.
     private static func index(_ sites: [Site]) -> [String: Int] {
         var index: [String: Int] = [:]

@@ -1,5 +1,5 @@
 import Foundation
-import Resolver
+@testable import Resolver
 import Scoring
 import Testing
 @testable import resolverd
@@ -122,8 +122,9 @@ import Testing
         #expect(fastHits > 50, "\(fastHits) service answers from the memo")
     }
 
-    /// A decision is not reused in another state (a report or reload) nor after its second.
-    @Test func aRememberedDecisionLastsOneStateAndOneSecond() throws {
+    /// A decision is reused for at most a second, across new load figures, but not after a
+    /// site's health changed nor in a newly loaded state.
+    @Test func aRememberedDecisionLastsOneSecondAndOneHealth() throws {
         var responder = Responder()
         let query = Self.packet("api.svc.example.", .a, edns: Example.ecs("198.51.100.0/24"), flags: 0, id: 1)
         func ask(_ state: ServingState, at now: Double) -> [UInt8]? {
@@ -140,13 +141,72 @@ import Testing
         #expect(responder.compiledAnswers == 1, "a decision older than a second is made anew")
         _ = ask(state, at: 1_000_001.3)
         #expect(responder.compiledAnswers == 2)
-        let next = state.with(steering: state.steering)
-        _ = ask(next, at: 1_000_001.4)
-        #expect(responder.compiledAnswers == 2, "another state decides anew")
-        _ = ask(next, at: 1_000_001.5)
-        #expect(responder.compiledAnswers == 3)
+
+        // New load figures (a report, the directed load of the second) keep the decision.
+        var loaded = state.steering
+        for index in loaded.loads.indices {
+            loaded.loads[index] = SiteLoad(utilization: 0.5, reportedAt: 1_000_001.3)
+        }
+        loaded.directed = loaded.directed.map { $0 + 10 }
+        let reported = state.with(steering: loaded)
+        #expect(reported.decisionEpoch == state.decisionEpoch && reported.dataGeneration == state.dataGeneration)
+        _ = ask(reported, at: 1_000_001.4)
+        #expect(responder.compiledAnswers == 3, "new load figures reach the client within the second")
+        #expect(state.affinity.counts.kept == 2, "the reuses at 1.3 and 1.4 s are handed over later, in a batch")
+        responder.handOverRenewals()
         #expect(state.affinity.counts.created == 1)
-        #expect(state.affinity.counts.kept == 5, "every reuse renews the binding as a kept decision does")
+        #expect(state.affinity.counts.kept == 4, "every reuse renews the binding as a kept decision does")
+
+        // A site reporting itself unhealthy, or failing its check, is seen at once.
+        var unhealthy = loaded
+        unhealthy.loads[0].healthy = false
+        var failing = loaded
+        failing.checksPassing[0] = false
+        var answered = 3
+        for (label, steering) in [("unhealthy report", unhealthy), ("failing check", failing)] {
+            let next = reported.with(steering: steering)
+            #expect(next.decisionEpoch != reported.decisionEpoch, "\(label)")
+            #expect(next.dataGeneration == reported.dataGeneration, "static answers stay valid: \(label)")
+            _ = ask(next, at: 1_000_001.5)
+            #expect(responder.compiledAnswers == answered, "decided anew after \(label)")
+            _ = ask(next, at: 1_000_001.6)
+            answered += 1
+            #expect(responder.compiledAnswers == answered, "\(label)")
+        }
+        let reloaded = try StateLoader.load(configPath: Example.configPath).get().state
+        #expect(reloaded.dataGeneration != state.dataGeneration && reloaded.decisionEpoch != state.decisionEpoch)
+    }
+
+    /// Clients whose hashes share a set do not evict each other while the set has room; a
+    /// client past that takes one slot; a reuse's renewal is held until handed over, and
+    /// handed over when its slot is taken.
+    @Test func theMemoKeepsASetOfClientsAndTheirRenewals() throws {
+        var memo = DecisionMemo(capacity: DecisionMemo.ways)   // one set
+        let clients = ["198.51.100.0", "203.0.113.0", "192.0.2.0", "198.51.101.0"].map {
+            Client(address: IPAddress($0)!, prefixLength: 24)
+        }
+        for client in clients {
+            let held = memo.remember(epoch: 7, service: 0, client: client, site: 1, ttl: 20, scope: 24, sticky: true, now: 100)
+            #expect(held == nil)
+        }
+        for client in clients {
+            let found = try #require(memo.find(epoch: 7, service: 0, client: client, now: 100.5))
+            #expect(found.slot.site == 1 && found.slot.scope == 24 && found.slot.ttl == 20)
+            memo.reuse(at: found.index, now: 100.5)
+            #expect(memo.find(epoch: 8, service: 0, client: client, now: 100.5) == nil, "another epoch")
+            #expect(memo.find(epoch: 7, service: 1, client: client, now: 100.5) == nil, "another service")
+            #expect(memo.find(epoch: 7, service: 0, client: client, now: 101.01) == nil, "after the lifetime")
+        }
+        let fifth = Client(address: IPAddress("100.1.0.0")!, prefixLength: 24)
+        let evicted = memo.remember(epoch: 7, service: 0, client: fifth, site: 2, ttl: 20, scope: 24, sticky: true, now: 100.6)
+        let held = try #require(evicted)
+        #expect(held.queries == 1 && held.lastSeen == 100.5 && clients.contains(held.client), "the evicted client's renewal")
+        #expect(clients.filter { memo.find(epoch: 7, service: 0, client: $0, now: 100.6) != nil }.count == 3)
+        #expect(memo.find(epoch: 7, service: 0, client: fifth, now: 100.6)?.slot.site == 2)
+        var drained: [DecisionMemo.Renewal] = []
+        memo.drainRenewals { drained.append($0) }
+        #expect(drained.count == 3 && drained.allSatisfy { $0.queries == 1 && $0.client != held.client })
+        memo.drainRenewals { _ in Issue.record("renewals are handed over once") }
     }
 
     /// The fast path hands over what it must not answer itself.

@@ -12,12 +12,12 @@ typedef struct udp_batch udp_batch;
 udp_batch *udp_batch_create(int capacity, int size);
 void udp_batch_destroy(udp_batch *batch);
 
-/// Binds a UDP socket (SO_REUSEPORT when `reuseport`, IPV6_V6ONLY for IPv6 addresses).
-/// Returns the descriptor, or -errno.
+/// Binds a blocking UDP socket (SO_REUSEPORT when `reuseport`, IPV6_V6ONLY for IPv6
+/// addresses) for `udp_batch_receive`. Returns the descriptor, or -errno.
 int udp_batch_bind(const struct sockaddr *address, socklen_t length, int reuseport);
 
-/// Waits up to `timeout_ms` for the socket to be readable, then reads every datagram
-/// waiting, up to the batch's capacity. Returns how many (0 on timeout), or -errno.
+/// Waits up to `timeout_ms` (at least 1) for a datagram, then reads every datagram waiting,
+/// up to the batch's capacity, in one recvmmsg(2). Returns how many (0 on timeout), or -errno.
 int udp_batch_receive(udp_batch *batch, int fd, int timeout_ms);
 
 /// Datagram `index` of the last receive, its length, and its sender.

@@ -1,20 +1,28 @@
 import Scoring
 
 /// Steering decisions recently made for exact clients, so that a client asking again within
-/// the same state is answered from its site's template without deciding anew.
+/// a second is answered from its site's template without deciding anew.
 ///
-/// A decision is reused only while the state it was made from is still the published one
-/// and for at most `lifetime` seconds, and only when deciding again would keep it: a
-/// sticky client with a binding (the renewal is still recorded per query), or a
-/// policy that is a pure function of the client and the snapshot. So a report, a reload or
-/// a health-check result takes effect at once, and the passage of time (report ageing,
-/// hold-down) within a second at most, as gdnsd coalesces its state updates to one a second.
+/// A decision is reused only while no site's health changed since (`ServingState.decisionEpoch`:
+/// a reload or a site going up or down decides anew at once) and for at most `lifetime`
+/// seconds, and only when deciding again would keep it: a sticky client with a binding (the
+/// renewal is still recorded per query), or a policy that is a pure function of the client and
+/// the snapshot. So new load figures, report ageing and hold-down expiry take effect within a
+/// second at most, as gdnsd coalesces its state updates to one a second.
 ///
-/// One memo belongs to one `Responder`, so it needs no lock; it is a fixed, direct-mapped
-/// array, so remembering and finding allocate nothing.
+/// One memo belongs to one `Responder`, so it needs no lock; it is a fixed array of sets of
+/// `ways` slots, so remembering and finding allocate nothing. Sets rather than one slot per
+/// hash: with one slot, the clients that share it with another (about a fifth of them at a
+/// quarter full) would evict each other on every query and be decided anew each time.
+///
+/// A reuse of a sticky decision renews the client's binding; the memo counts those renewals
+/// in the slot and hands them over in batches (`drainRenewals`: a sixteenth of the slots every
+/// sixteenth of a second, and a slot's own when it is taken for another client), so a reuse
+/// takes no lock and hashes nothing beyond the slot, and no hand-over holds a query up long. A binding's last-seen time and query count therefore lag by a second at
+/// most, less than the once-a-second directed-load estimate that reads them can tell.
 struct DecisionMemo {
     struct Slot {
-        var generation: UInt64 = 0
+        var epoch: UInt64 = 0
         var service: Int32 = -1
         var prefixLength: Int16 = 0
         var isV6 = false
@@ -25,22 +33,35 @@ struct DecisionMemo {
         var scope: UInt8 = 0
         var sticky = false
         var expires: Double = 0
+        /// Reuses of a sticky decision not yet handed to the affinity table, the last at `seen`.
+        var pending: Int32 = 0
+        var seen: Double = 0
     }
 
     /// Seconds a decision is reused at most.
     static let lifetime = 1.0
+    /// Each decision is reused for `lifetime` less a random part of up to this share of it.
+    /// Otherwise clients first decided together (a server start, a reload, a health change)
+    /// would expire together every second ever after, and their decisions would come in one
+    /// burst that holds up every other query behind it.
+    static let jitter = 0.25
+    /// The generator of that random part (xorshift64; its quality hardly matters here).
+    private var random: UInt64 = 0x2545_F491_4F6C_DD1D
+    /// Slots per set.
+    static let ways = 4
 
     /// Allocated at the first decision remembered, so a responder that never answers a
     /// service name (or has capacity 0: a TCP connection's) costs nothing.
     private var slots: [Slot] = []
+    /// Sets − 1 (sets are a power of two); −1 when the memo remembers nothing.
     private let mask: Int
 
-    /// `capacity` is rounded down to a power of two (a UDP worker's 16 384 slots take about
-    /// 1 MB); 0 remembers nothing.
+    /// `capacity` slots, rounded down to a power of two of at least `ways` (a UDP worker's
+    /// 32 768 slots take about 2 MB); 0 remembers nothing.
     init(capacity: Int) {
-        var size = 1
+        var size = Self.ways
         while size * 2 <= capacity { size *= 2 }
-        mask = capacity > 0 ? size - 1 : -1
+        mask = capacity > 0 ? size / Self.ways - 1 : -1
     }
 
     private static func parts(_ address: IPAddress) -> (Bool, UInt64, UInt64) {
@@ -50,33 +71,101 @@ struct DecisionMemo {
         }
     }
 
-    private func slot(service: Int, high: UInt64, low: UInt64, length: Int) -> Int {
+    /// The first slot of the client's set.
+    private func set(service: Int, high: UInt64, low: UInt64, length: Int) -> Int {
         var hash = (high &* 0x9E37_79B9_7F4A_7C15) ^ low ^ UInt64(truncatingIfNeeded: service << 8 | length)
         hash ^= hash >> 31
         hash &*= 0xBF58_476D_1CE4_E5B9
         hash ^= hash >> 29
-        return Int(truncatingIfNeeded: hash) & mask
+        return (Int(truncatingIfNeeded: hash) & mask) * Self.ways
     }
 
-    /// The decision remembered for `client` of service `service` in state `generation`.
-    func find(generation: UInt64, service: Int, client: Client, now: Double) -> Slot? {
+    private static func holds(_ slot: Slot, service: Int, isV6: Bool, high: UInt64, low: UInt64, length: Int) -> Bool {
+        slot.service == Int32(truncatingIfNeeded: service) && slot.isV6 == isV6 && slot.high == high && slot.low == low
+            && Int(slot.prefixLength) == length
+    }
+
+    /// Where the decision remembered for `client` of service `service` in decision epoch
+    /// `epoch` is (for `reuse(at:now:)`), and that decision.
+    func find(epoch: UInt64, service: Int, client: Client, now: Double) -> (index: Int, slot: Slot)? {
         guard !slots.isEmpty else { return nil }
         let (isV6, high, low) = Self.parts(client.address)
-        let slot = slots[slot(service: service, high: high, low: low, length: client.prefixLength)]
-        guard slot.generation == generation, slot.service == Int32(truncatingIfNeeded: service), slot.isV6 == isV6,
-              slot.high == high, slot.low == low, Int(slot.prefixLength) == client.prefixLength,
-              now < slot.expires, now >= slot.expires - Self.lifetime else { return nil }
-        return slot
+        let first = set(service: service, high: high, low: low, length: client.prefixLength)
+        for index in first..<(first + Self.ways) {
+            let slot = slots[index]
+            guard Self.holds(slot, service: service, isV6: isV6, high: high, low: low, length: client.prefixLength) else { continue }
+            guard slot.epoch == epoch, now < slot.expires, now >= slot.expires - Self.lifetime else { return nil }
+            return (index, slot)
+        }
+        return nil
     }
 
-    mutating func remember(generation: UInt64, service: Int, client: Client, site: Int, ttl: UInt32, scope: Int,
-                           sticky: Bool, now: Double) {
-        guard mask >= 0 else { return }
-        if slots.isEmpty { slots = Array(repeating: Slot(), count: mask + 1) }
+    /// Records that the decision at `index` answered a query at `now`: a renewal of the
+    /// binding, when sticky, to hand over later.
+    mutating func reuse(at index: Int, now: Double) {
+        guard slots[index].sticky else { return }
+        slots[index].pending &+= 1
+        slots[index].seen = max(slots[index].seen, now)
+    }
+
+    /// Remembers a decision in the client's own slot if it has one, else in the set's slot
+    /// that expires first (an expired one, or the oldest). Returns the renewals the slot
+    /// held (of whichever client it was), which the caller hands over.
+    mutating func remember(epoch: UInt64, service: Int, client: Client, site: Int, ttl: UInt32, scope: Int,
+                           sticky: Bool, now: Double) -> Renewal? {
+        guard mask >= 0 else { return nil }
+        if slots.isEmpty { slots = Array(repeating: Slot(), count: (mask + 1) * Self.ways) }
         let (isV6, high, low) = Self.parts(client.address)
-        slots[slot(service: service, high: high, low: low, length: client.prefixLength)] = Slot(
-            generation: generation, service: Int32(truncatingIfNeeded: service), prefixLength: Int16(client.prefixLength),
+        let first = set(service: service, high: high, low: low, length: client.prefixLength)
+        var chosen = first
+        for index in first..<(first + Self.ways) {
+            if Self.holds(slots[index], service: service, isV6: isV6, high: high, low: low, length: client.prefixLength) {
+                chosen = index
+                break
+            }
+            if slots[index].expires < slots[chosen].expires { chosen = index }
+        }
+        let held = Self.renewal(slots[chosen])
+        random ^= random << 13
+        random ^= random >> 7
+        random ^= random << 17
+        let spread = Double(random >> 11) / Double(1 << 53) * Self.jitter * Self.lifetime
+        slots[chosen] = Slot(
+            epoch: epoch, service: Int32(truncatingIfNeeded: service), prefixLength: Int16(client.prefixLength),
             isV6: isV6, high: high, low: low, site: Int32(site), ttl: ttl, scope: UInt8(clamping: scope),
-            sticky: sticky, expires: now + Self.lifetime)
+            sticky: sticky, expires: now + Self.lifetime - spread)
+        return held
+    }
+
+    /// Renewals of one client's binding not yet handed over.
+    struct Renewal: Equatable {
+        var service: Int
+        var client: Client
+        var lastSeen: Double
+        var queries: Int
+    }
+
+    private static func renewal(_ slot: Slot) -> Renewal? {
+        guard slot.pending > 0 else { return nil }
+        let address: IPAddress = slot.isV6 ? .v6(slot.high, slot.low) : .v4(UInt32(truncatingIfNeeded: slot.low))
+        return Renewal(service: Int(slot.service), client: Client(address: address, prefixLength: Int(slot.prefixLength)),
+                       lastSeen: slot.seen, queries: Int(slot.pending))
+    }
+
+    /// The number of slots (0 until the first decision is remembered).
+    var slotCount: Int { slots.count }
+
+    /// Hands the renewals not yet handed over in slots `range` (clamped to the slots) to
+    /// `body`, and forgets them.
+    mutating func drainRenewals(in range: Range<Int>, _ body: (Renewal) -> Void) {
+        for index in range.clamped(to: slots.indices) where slots[index].pending > 0 {
+            if let renewal = Self.renewal(slots[index]) { body(renewal) }
+            slots[index].pending = 0
+        }
+    }
+
+    /// Hands every renewal not yet handed over to `body`, and forgets them.
+    mutating func drainRenewals(_ body: (Renewal) -> Void) {
+        drainRenewals(in: slots.indices, body)
     }
 }

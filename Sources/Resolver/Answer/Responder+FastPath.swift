@@ -80,7 +80,7 @@ extension Responder {
         var cached = false
         if let found = state.answers.lookup(name, type: qtype) {
             kind = found
-        } else if let found = cache.find(generation: state.generation, name: name, type: qtype) {
+        } else if let found = cache.find(generation: state.dataGeneration, name: name, type: qtype) {
             kind = .fixed(found)
             cached = true
         } else {
@@ -92,22 +92,23 @@ extension Responder {
         var ttl: UInt32 = 0
         var scope: UInt8 = 0
         var hit: DecisionMemo.Slot? = nil
-        var client: (client: Client, usedSubnet: Bool)? = nil
+        var slot = 0
         switch kind {
         case .fixed(let fixed):
             compiled = fixed
         case .service(let index):
             let who = Self.client(subnet: subnet, source: context.source)
             let now = context.now
-            guard let found = memo.find(generation: state.generation, service: index, client: who.client, now: now),
+            adoptMemo(state, now: now)
+            guard let (at, found) = memo.find(epoch: state.decisionEpoch, service: index, client: who.client, now: now),
                   let templates = state.answers.services[index][Int(found.site)] else { return false }
+            slot = at
             compiled = qtype == RRType.aaaa.rawValue ? templates.aaaa : templates.a
             ttl = found.ttl
             // RFC 7871 §7.2.1 and §7.4: the decision's scope for an answer, 0 for NODATA or
             // when the ECS address was not what was used.
             scope = who.usedSubnet && compiled.answerCount > 0 ? found.scope : 0
             hit = found
-            client = who
         }
 
         // The whole response must fit, or the general path truncates it (RFC 2181 §9).
@@ -115,13 +116,11 @@ extension Responder {
         let limit = context.transport == .tcp ? 65_535 : (edns ? min(payload, Self.maxUDPPayload) : 512)
         guard questionEnd + Int(compiled.length) + optLength <= limit else { return false }
 
-        if case .service(let index) = kind, let hit, let client {
+        if case .service(let index) = kind, let hit {
             // The bookkeeping of the decision this reuses, as `ServingState.decide` does it.
+            // The renewal of a sticky binding is counted in the memo and handed over later.
             let now = context.now
-            if hit.sticky {
-                state.affinity.renew(service: state.steering.services[index].name, client: client.client, now: now)
-                state.metrics.binding(.kept)
-            }
+            memo.reuse(at: slot, now: now)
             if compiled.answerCount > 0 { state.countAnswer(service: index, site: Int(hit.site), now: now) }
         }
 
@@ -166,19 +165,73 @@ extension Responder {
         defer { uncached = nil }
         guard let (nameEnd, type) = uncached, let complete = lastComplete, rcode == .noError || rcode == .nxDomain,
               cookie == .absent, state.rateLimiter == nil, complete.end >= questionEnd else { return }
-        cache.store(generation: state.generation, name: UnsafeRawBufferPointer(rebasing: packet[Header.length..<nameEnd]),
+        cache.store(generation: state.dataGeneration, name: UnsafeRawBufferPointer(rebasing: packet[Header.length..<nameEnd]),
                     type: type, flags: complete.flags, counts: (complete.answer, complete.authority, complete.additional),
                     tail: writer.bytes[questionEnd..<complete.end])
     }
 
-    /// Remembers a decision of the general path so the client's next query within the same
-    /// state can be answered by `respondFast` (DecisionMemo).
+    /// Remembers a decision of the general path so the client's next queries within a second
+    /// can be answered by `respondFast` (DecisionMemo).
     mutating func remember(_ made: ServiceDecision, service: ServiceEntry, client: Client, now: Double, state: ServingState) {
         guard made.reusable, !made.decision.allDown, made.decision.sites.count == 1,
               state.rateLimiter == nil else { return }
-        memo.remember(generation: state.generation, service: service.index, client: client, site: made.decision.sites[0],
-                      ttl: made.decision.ttl, scope: made.decision.scope,
-                      sticky: state.steering.services[service.index].isSticky, now: now)
+        adoptMemo(state, now: now)
+        let held = memo.remember(epoch: state.decisionEpoch, service: service.index, client: client, site: made.decision.sites[0],
+                                 ttl: made.decision.ttl, scope: made.decision.scope,
+                                 sticky: state.steering.services[service.index].isSticky, now: now)
+        if let held, let owner = memoOwner, held.service < owner.steering.services.count {
+            owner.affinity.renew([AffinityTable.Renewal(service: owner.steering.services[held.service].name, client: held.client,
+                                                        lastSeen: held.lastSeen, queries: held.queries)])
+            owner.metrics.bindingsKept(held.queries)
+        }
+    }
+
+    /// Makes `state` the one the memo's renewals are counted for, handing those counted for
+    /// another state's data over first; and hands a slice of them over every sixteenth of a
+    /// second, so each is handed over within a second and no hand-over is long.
+    @inline(__always)
+    mutating func adoptMemo(_ state: ServingState, now: Double) {
+        if memoOwner?.dataGeneration != state.dataGeneration {
+            handOverRenewals()
+            memoOwner = state
+        } else if now >= nextHandOver {
+            let slice = max(memo.slotCount / Self.handOverSlices, 1)
+            handOver(slots: handOverCursor..<(handOverCursor + slice))
+            handOverCursor = handOverCursor + slice >= memo.slotCount ? 0 : handOverCursor + slice
+        } else {
+            return
+        }
+        nextHandOver = now + DecisionMemo.lifetime / Double(Self.handOverSlices)
+    }
+
+    static let handOverSlices = 16
+
+    /// Hands every renewal the memo has counted to the bindings (`AffinityTable.renew`) and
+    /// the metrics: when the server is idle, when it stops, and by tests before they read
+    /// the bindings.
+    public mutating func handOverRenewals() {
+        handOver(slots: 0..<memo.slotCount)
+    }
+
+    private mutating func handOver(slots: Range<Int>) {
+        guard let owner = memoOwner else { return }
+        let services = owner.steering.services
+        var queries = 0
+        var batch: [AffinityTable.Renewal] = []
+        swap(&batch, &renewals)   // the buffer's capacity is kept from one hand-over to the next
+        defer {
+            batch.removeAll(keepingCapacity: true)
+            swap(&batch, &renewals)
+        }
+        memo.drainRenewals(in: slots) { renewal in
+            guard renewal.service < services.count else { return }
+            batch.append(AffinityTable.Renewal(service: services[renewal.service].name, client: renewal.client,
+                                               lastSeen: renewal.lastSeen, queries: renewal.queries))
+            queries += renewal.queries
+        }
+        guard !batch.isEmpty else { return }
+        owner.affinity.renew(batch)
+        owner.metrics.bindingsKept(queries)
     }
 
     /// Encodes `resolution` as the answer to `question` with no EDNS and no size limit, for

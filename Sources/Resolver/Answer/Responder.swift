@@ -52,6 +52,15 @@ public struct Responder {
     var resolution = Resolution()
     /// Decisions to reuse for a client's next queries (the fast path's service answers).
     var memo: DecisionMemo
+    /// The state whose services the memo's decisions name (by index), so that the renewals
+    /// the memo holds are handed to the right bindings after a reload; and when they are
+    /// handed over next at the latest.
+    var memoOwner: ServingState?
+    var nextHandOver: Double = 0
+    /// The first memo slot the next partial hand-over looks at.
+    var handOverCursor = 0
+    /// Renewals on their way to the affinity table, kept for its capacity.
+    var renewals: [AffinityTable.Renewal] = []
     /// Static answers of the general path kept for the fast path.
     var cache: AnswerCache
     /// The question end and type of a query the fast path parsed but could not answer.
@@ -63,8 +72,8 @@ public struct Responder {
     public internal(set) var compiledAnswers = 0
 
     /// `memoCapacity`: client decisions remembered for reuse (0 for none: a TCP connection
-    /// asks rarely and must not hold a megabyte for it).
-    public init(memoCapacity: Int = 1 << 14) {
+    /// asks rarely and must not hold two megabytes for it).
+    public init(memoCapacity: Int = 1 << 15) {
         memo = DecisionMemo(capacity: memoCapacity)
         // 4 096 answers of up to 512 bytes (3 MB) per UDP worker; none for a TCP connection.
         cache = AnswerCache(capacity: memoCapacity > 0 ? 1 << 12 : 0)

@@ -95,6 +95,9 @@ public final class DNSMetrics: Sendable {
         }
     }
 
+    /// `count` bindings kept without a decision (the decision memo's reuses, in a batch).
+    func bindingsKept(_ count: Int) { bindingsKept.increment(by: Int64(count)) }
+
     func binding(_ event: BindingEvent) {
         switch event {
         case .kept: bindingsKept.increment()

@@ -51,15 +51,33 @@ public final class ServingState: Sendable {
     public let rateLimiter: ResponseRateLimiter?
     /// The answers of `catalog` and the templates of `services`, compiled (the fast path).
     public let answers: AnswerTable
-    /// Distinct for every state made, so a decision remembered for one state is never taken
-    /// for another's (`DecisionMemo`).
-    public let generation: UInt64
+    /// Names the catalog and the services this state answers from: new at every load, kept
+    /// by `with(steering:)`, which changes neither. A static answer kept for one
+    /// (`AnswerCache`) is exact for every state of the same data.
+    public let dataGeneration: UInt64
+    /// Names what a remembered steering decision may be reused in (`DecisionMemo`): kept by
+    /// `with(steering:)` while no site's health changed (its own report's `healthy`, its
+    /// active check), new otherwise and at every load. Load figures and directed load, which
+    /// change with every report and every second, therefore reach a remembered client within
+    /// the memo's lifetime (one second), as gdnsd coalesces its updates; a site going down
+    /// reaches it at once.
+    public let decisionEpoch: UInt64
     private static let generations = Atomic<UInt64>(0)
 
-    public init(catalog: Catalog, nsid: [UInt8]? = nil, chaos: [DNSName: RRSet] = [:], steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: []),
-                services: [DNSName: ServiceEntry] = [:], ledger: AnswerLedger? = nil, metrics: DNSMetrics? = nil,
-                affinity: AffinityTable? = nil, cookies: CookieSecrets = .random(), rateLimiter: ResponseRateLimiter? = nil,
-                answers: AnswerTable? = nil) {
+    public convenience init(catalog: Catalog, nsid: [UInt8]? = nil, chaos: [DNSName: RRSet] = [:], steering: SteeringSnapshot = SteeringSnapshot(sites: [], services: []),
+                            services: [DNSName: ServiceEntry] = [:], ledger: AnswerLedger? = nil, metrics: DNSMetrics? = nil,
+                            affinity: AffinityTable? = nil, cookies: CookieSecrets = .random(), rateLimiter: ResponseRateLimiter? = nil,
+                            answers: AnswerTable? = nil) {
+        let generation = Self.nextGeneration()
+        self.init(catalog: catalog, nsid: nsid, chaos: chaos, steering: steering, services: services, ledger: ledger,
+                  metrics: metrics, affinity: affinity, cookies: cookies, rateLimiter: rateLimiter, answers: answers,
+                  dataGeneration: generation, decisionEpoch: generation)
+    }
+
+    private init(catalog: Catalog, nsid: [UInt8]?, chaos: [DNSName: RRSet], steering: SteeringSnapshot,
+                 services: [DNSName: ServiceEntry], ledger: AnswerLedger?, metrics: DNSMetrics?,
+                 affinity: AffinityTable?, cookies: CookieSecrets, rateLimiter: ResponseRateLimiter?,
+                 answers: AnswerTable?, dataGeneration: UInt64, decisionEpoch: UInt64) {
         self.catalog = catalog
         self.nsid = nsid
         self.chaos = chaos
@@ -71,14 +89,19 @@ public final class ServingState: Sendable {
         self.cookies = cookies
         self.rateLimiter = rateLimiter
         self.answers = answers ?? AnswerTable.compile(catalog: catalog, services: services, steering: steering)
-        self.generation = Self.generations.wrappingAdd(1, ordering: .relaxed).newValue
+        self.dataGeneration = dataGeneration
+        self.decisionEpoch = decisionEpoch
     }
+
+    private static func nextGeneration() -> UInt64 { generations.wrappingAdd(1, ordering: .relaxed).newValue }
 
     /// The same state with another steering snapshot (new reports, new directed load): the
     /// sites and services are unchanged, so the ledger, metrics and bindings carry over.
     public func with(steering: SteeringSnapshot) -> ServingState {
-        ServingState(catalog: catalog, nsid: nsid, chaos: chaos, steering: steering, services: services, ledger: ledger, metrics: metrics,
-                     affinity: affinity, cookies: cookies, rateLimiter: rateLimiter, answers: answers)
+        let epoch = steering.sameHealth(as: self.steering) ? decisionEpoch : Self.nextGeneration()
+        return ServingState(catalog: catalog, nsid: nsid, chaos: chaos, steering: steering, services: services, ledger: ledger,
+                            metrics: metrics, affinity: affinity, cookies: cookies, rateLimiter: rateLimiter, answers: answers,
+                            dataGeneration: dataGeneration, decisionEpoch: epoch)
     }
 
     public static let empty = ServingState(catalog: .empty)

@@ -97,7 +97,12 @@ final class UDPWorkers: Sendable {
             var sequence: UInt64 = 0
             while !flag.isStopped {
                 let count = udp_batch_receive(batch, fd, UDPWorkers.pollMilliseconds)
-                guard count > 0 else { continue }
+                guard count > 0 else {
+                    // Idle: the renewals the memo counted reach the bindings now, not at the
+                    // next service query.
+                    responder.handOverRenewals()
+                    continue
+                }
                 // One state per batch: a batch is answered from one consistent snapshot.
                 let state = store.state
                 for index in 0..<count {
@@ -115,6 +120,7 @@ final class UDPWorkers: Sendable {
                 }
                 udp_batch_send(batch, fd)
             }
+            responder.handOverRenewals()
         }
     }
 }
