@@ -50,6 +50,29 @@ import Testing
         #expect(Self.parse(json) == .failure(ReportError(reason)), "\(json)")
     }
 
+    /// The JSON reader itself (RFC 8259): what it reads, to what, and what it refuses.
+    @Test func jsonIsReadAsRFC8259Says() throws {
+        func read(_ text: String) -> JSONValue? { try? JSONValue.parse(Array(text.utf8)) }
+        let valid: [(String, JSONValue)] = [
+            (" {\n\t\"a\" : [1, -0.5, 2e3, 1E-2, 0, -0, true, false, null] }\r\n",
+             .object(["a": .array([.number(1), .number(-0.5), .number(2000), .number(0.01), .number(0), .number(-0),
+                                   .bool(true), .bool(false), .null])])),
+            (#""a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00é""#, .string("a\"b\\c/d\u{08}\u{0C}\n\r\té😀é")),
+            (#"{"x":{"y":{}},"z":[[]]}"#, .object(["x": .object(["y": .object([:])]), "z": .array([.array([])])])),
+            (#"{"k":1,"k":2}"#, .object(["k": .number(2)])),
+            ("1e400", .number(.infinity)),
+            (String(repeating: "[", count: 32) + String(repeating: "]", count: 32),
+             (0..<31).reduce(JSONValue.array([])) { inner, _ in .array([inner]) }),
+        ]
+        for (text, value) in valid { #expect(read(text) == value, "\(text)") }
+        let invalid = ["", " ", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}", "'a'", "01", "1.", ".5", "-", "+1", "1e",
+                       "0x10", "NaN", "Infinity", "tru", "nul", "[1 2]", "{\"a\":1}x", "\"a", "\"\\x\"", "\"\\u12\"",
+                       "\"\u{01}\"", "\"\\ud83d\"", "\"\\ude00\"", "\"\\ud83d\\u0041\"",
+                       String(repeating: "[", count: 34) + String(repeating: "]", count: 34)]
+        for text in invalid { #expect(read(text) == nil, "\(text.debugDescription) must be refused") }
+        #expect((try? JSONValue.parse([0x22, 0xFF, 0x22])) == nil, "invalid UTF-8 in a string")
+    }
+
     @Test func latencyBodiesAreAllOrNothing() throws {
         let index: (String) -> Int? = { ["fra1": 0, "ams1": 1][$0] }
         let good = try LatencyReport.parse(Array(#"[{"prefix":"203.0.113.0/24","site":"ams1","rtt_ms":12.5}]"#.utf8), siteIndex: index)

@@ -1,33 +1,6 @@
 import Foundation
 import Scoring
 
-/// A JSON value with its type kept, so that `"healthy": 1` or `"utilization": true` can be
-/// told apart and refused (JSONSerialization would hand both back as NSNumber).
-enum JSONValue: Decodable, Equatable {
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-    case null
-
-    init(from decoder: Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
-    }
-
-    static func parse(_ bytes: [UInt8]) throws(ReportError) -> JSONValue {
-        do { return try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) } catch {
-            throw ReportError("body is not valid JSON")
-        }
-    }
-}
-
 /// Why a report was refused; the text goes back to the sender in a 400.
 struct ReportError: Error, Equatable {
     var reason: String
