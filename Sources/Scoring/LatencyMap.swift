@@ -11,12 +11,14 @@ public struct LatencyMap: Sendable {
         var entry: Int32 = -1
     }
 
-    /// What one prefix knows.
-    public struct Entry: Sendable, Equatable {
-        public var prefix: IPPrefix
-        public var location: GeoPoint?
+    /// What one prefix knows. Its prefix is not stored: a lookup knows it from the depth it
+    /// found the entry at, and at a million prefixes the 40 bytes each would be the largest
+    /// part of the map.
+    struct Entry: Sendable, Equatable {
         /// The first of its measurements in `measurements` (-1: none).
         var firstMeasurement: Int32 = -1
+        /// Its location in `locations` (-1: none).
+        var location: Int32 = -1
     }
 
     /// One measured RTT, chained per prefix. All prefixes' measurements share one array, so
@@ -29,12 +31,27 @@ public struct LatencyMap: Sendable {
 
     private var v4: [Node] = [Node()]
     private var v6: [Node] = [Node()]
-    public private(set) var entries: [Entry] = []
+    private var entries: [Entry] = []
     private var measurements: [Measurement] = []
+    private var locations: [GeoPoint] = []
 
     public init() {}
 
     public var prefixCount: Int { entries.count }
+
+    /// Gives back the room the arrays grew into while the map was built (up to half of
+    /// each, as arrays double): for a map loaded from a file and then only read.
+    public mutating func compact() {
+        func exact<T>(_ array: inout [T]) {
+            guard array.capacity > array.count else { return }
+            array = array.withUnsafeBufferPointer { Array($0) }
+        }
+        exact(&v4)
+        exact(&v6)
+        exact(&entries)
+        exact(&measurements)
+        exact(&locations)
+    }
 
     /// Smoothing weight of a new measurement against the stored one (EWMA).
     public static let defaultAlpha = 0.3
@@ -72,7 +89,13 @@ public struct LatencyMap: Sendable {
     }
 
     public mutating func setLocation(_ location: GeoPoint, prefix: IPPrefix) {
-        entries[entryIndex(for: prefix)].location = location
+        let index = entryIndex(for: prefix)
+        if entries[index].location >= 0 {
+            locations[Int(entries[index].location)] = location
+        } else {
+            entries[index].location = Int32(locations.count)
+            locations.append(location)
+        }
     }
 
     private mutating func entryIndex(for prefix: IPPrefix) -> Int {
@@ -93,7 +116,7 @@ public struct LatencyMap: Sendable {
         }
         if nodes[node].entry < 0 {
             nodes[node].entry = Int32(entries.count)
-            entries.append(Entry(prefix: prefix, location: nil))
+            entries.append(Entry())
         }
         return Int(nodes[node].entry)
     }
@@ -132,26 +155,27 @@ public struct LatencyMap: Sendable {
         var result = Match()
         var node = 0
         var depth = 0
-        func collect(_ node: Int) {
+        func collect(_ node: Int, depth: Int) {
             let entry = nodes[node].entry
             guard entry >= 0 else { return }
             let data = entries[Int(entry)]
+            let prefix = IPPrefix(address: address, length: depth)!   // masks
             var cursor = data.firstMeasurement
             while cursor >= 0 {
                 let measurement = measurements[Int(cursor)]
-                result.rtts[Int(measurement.site)] = (measurement.rtt, data.prefix)
+                result.rtts[Int(measurement.site)] = (measurement.rtt, prefix)
                 cursor = measurement.next
             }
-            if let location = data.location { result.location = (location, data.prefix) }
+            if data.location >= 0 { result.location = (locations[Int(data.location)], prefix) }
         }
-        collect(0)
+        collect(0, depth: 0)
         while depth < limit {
             let bit = address.bit(depth)
             let next = bit ? nodes[node].children.1 : nodes[node].children.0
             guard next >= 0 else { break }
             node = Int(next)
             depth += 1
-            collect(node)
+            collect(node, depth: depth)
         }
         if depth == limit {
             result.scope = limit

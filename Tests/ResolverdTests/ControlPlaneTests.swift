@@ -124,6 +124,15 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
             ("PUT", "/v1/latency", "measure-token-0123456789", #"[{"prefix":"203.0.113.0/24","site":"par1","rtt_ms":-1}]"#, 400),
             ("POST", "/v1/reload", "par1-token-0123456789", nil, 403),
             ("POST", "/v1/reload", nil, nil, 401),
+            // Many sites' reports at once: the same rules, for every site, before any is taken.
+            ("PUT", "/v1/loads", nil, #"{"par1":{"utilization":0.9}}"#, 401),
+            ("PUT", "/v1/loads", "measure-token-0123456789", #"{"par1":{"utilization":0.9}}"#, 403),
+            ("PUT", "/v1/loads", "par1-token-0123456789", #"{"par1":{"utilization":0.9},"fra1":{"utilization":0.9}}"#, 403),
+            ("PUT", "/v1/loads", "par1-token-0123456789", #"{"par9":{"utilization":0.9}}"#, 403),
+            ("PUT", "/v1/loads", "admin-token-0123456789", #"{"par1":{"utilization":0.9},"par9":{"utilization":0.9}}"#, 404),
+            ("PUT", "/v1/loads", "admin-token-0123456789", #"{"par1":{"utilization":0.9},"fra1":{"utilization":11}}"#, 400),
+            ("PUT", "/v1/loads", "admin-token-0123456789", #"{}"#, 400),
+            ("PUT", "/v1/loads", "admin-token-0123456789", #"[{"utilization":0.9}]"#, 400),
         ]
         for (method, path, token, body, expected) in cases {
             let (status, response) = try await server.request(method, path, token: token, body: body)
@@ -144,10 +153,16 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
                                          body: #"[{"prefix":"203.0.113.0/24","site":"par1","rtt_ms":5}]"#).0 == 204)
         #expect(try await server.request("POST", "/v1/reload", token: "admin-token-0123456789").0 == 200)
         try await eventually { try await server.site("par1")["utilization"] as? Double == 0.5 }
+        #expect(try await server.request("PUT", "/v1/loads", token: "admin-token-0123456789",
+                                         body: #"{"par1":{"level":2,"score":0.6},"fra1":{"utilization":0.3,"healthy":true}}"#).0 == 204)
+        #expect(try await server.request("PUT", "/v1/loads", token: "par1-token-0123456789",
+                                         body: #"{"par1":{"utilization":0.65}}"#).0 == 204)
+        try await eventually { try await server.site("par1")["utilization"] as? Double == 0.65 }
+        #expect(try await server.site("fra1")["utilization"] as? Double == 0.3)
         let metrics = try await server.request("GET", "/metrics").1
-        #expect(metrics.contains(#"resolverd_http_rejected_total{status="401"} 3"#))
-        #expect(metrics.contains(#"resolverd_http_rejected_total{status="403"} 5"#))
-        #expect(metrics.contains(#"resolverd_site_utilization{site="par1"} 0.5"#))
+        #expect(metrics.contains(#"resolverd_http_rejected_total{status="401"} 4"#))
+        #expect(metrics.contains(#"resolverd_http_rejected_total{status="403"} 8"#))
+        #expect(metrics.contains(#"resolverd_site_utilization{site="par1"} 0.65"#))
         #expect(metrics.contains("resolverd_dns_queries_total{transport=\"udp\",rcode=\"NOERROR\"}"))
     }
 

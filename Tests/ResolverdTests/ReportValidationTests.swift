@@ -50,6 +50,23 @@ import Testing
         #expect(Self.parse(json) == .failure(ReportError(reason)), "\(json)")
     }
 
+    /// `PUT /v1/loads` bodies: every report valid or none taken, the reason naming the site.
+    @Test func batchesAreAllOrNothing() throws {
+        func parse(_ json: String) -> Result<[String], ReportError> {
+            do throws(ReportError) { return .success(try LoadReport.parseBatch(Array(json.utf8)).map(\.site)) } catch {
+                return .failure(error)
+            }
+        }
+        #expect(parse(#"{"b":{"utilization":0.2},"a":{"level":2,"score":0.5}}"#) == .success(["a", "b"]))
+        let batch = try LoadReport.parseBatch(Array(#"{"fra1":{"utilization":0.42,"queue":3,"healthy":false}}"#.utf8))
+        #expect(batch.first?.report == LoadReport(utilization: 0.42, queue: 3, healthy: false))
+        #expect(parse(#"{"a":{"utilization":0.2},"b":{"utilization":12}}"#)
+                == .failure(ReportError("b: utilization must be between 0.0 and 10.0")))
+        #expect(parse(#"{"a":0.5}"#) == .failure(ReportError("a: body must be a JSON object")))
+        #expect(parse(#"{}"#) == .failure(ReportError("no reports")))
+        #expect(parse(#"[{"utilization":0.2}]"#) == .failure(ReportError("body must be a JSON object of site IDs to reports")))
+    }
+
     /// The JSON reader itself (RFC 8259): what it reads, to what, and what it refuses.
     @Test func jsonIsReadAsRFC8259Says() throws {
         func read(_ text: String) -> JSONValue? { try? JSONValue.parse(Array(text.utf8)) }

@@ -18,6 +18,10 @@
  *   -d SECS   sending time in seconds (default 10); then up to -w SECS (default 2) to drain
  *   -c CONNS  keep-alive connections (default 16)
  *   -P DEPTH  requests in flight per connection (HTTP/1.1 pipelining; default 4)
+ *   -B N      N sites' reports per request, through `PUT /v1/loads` ({"site":{...},...});
+ *             RATE stays reports per second (RATE / N requests a second); `rate` in the output
+ *             is then reports answered per second, `requests` the requests sent (default 0:
+ *             one report per `PUT /v1/sites/{site}/load`)
  *   -q        no progress lines on stderr
  *
  * Output: one key=value summary line on stdout, e.g.
@@ -68,7 +72,8 @@ static char g_token[4096];
 static char **g_sites;
 static size_t g_nsites;
 static double g_rate = 10000, g_duration = 10, g_drain = 2;
-static int g_nconn = 16, g_depth = 4, g_quiet = 0;
+static int g_nconn = 16, g_depth = 4, g_quiet = 0, g_batch = 0;
+static double g_req_rate;  /* requests per second: g_rate, or g_rate / g_batch */
 
 static struct sockaddr_storage g_sa;
 static socklen_t g_salen;
@@ -93,7 +98,7 @@ static void die(const char *msg) {
 
 static void usage(void) {
     fprintf(stderr, "usage: reportflood -p PORT (-t TOKEN | -T FILE) (-S ID,ID,... | -f FILE) "
-                    "[-s ADDR] [-r RATE] [-d SECS] [-w SECS] [-c CONNS] [-P DEPTH] [-q]\n");
+                    "[-s ADDR] [-r RATE] [-d SECS] [-w SECS] [-c CONNS] [-P DEPTH] [-B N] [-q]\n");
     exit(2);
 }
 
@@ -260,14 +265,39 @@ static void flush_conn(struct conn *c) {
 }
 
 static void send_report(struct conn *c, unsigned long long k, double t) {
-    char body[128], req[4096 + 512];
-    const char *site = g_sites[k % g_nsites];
-    /* utilisation 0.05 .. 0.85, healthy: a valid report that does not exclude the site */
-    int bl = snprintf(body, sizeof body, "{\"utilization\":%.2f,\"healthy\":true}", 0.05 + (double)(k % 81) / 100.0);
-    int rl = snprintf(req, sizeof req,
+    static char *body, *req;
+    static size_t cap;
+    size_t need = 256 + (size_t)(g_batch ? g_batch : 1) * 320;
+    if (cap < need) {
+        free(body); free(req);
+        body = malloc(need); req = malloc(need + 4096 + 512);
+        if (!body || !req) die("out of memory");
+        cap = need;
+    }
+    int bl = 0, rl;
+    if (g_batch) {
+        /* sites k*N .. k*N+N-1 (cycling), utilisation 0.05 .. 0.85, healthy */
+        body[bl++] = '{';
+        for (int i = 0; i < g_batch; i++) {
+            unsigned long long r = k * (unsigned long long)g_batch + (unsigned long long)i;
+            bl += snprintf(body + bl, cap - (size_t)bl, "%s\"%s\":{\"utilization\":%.2f,\"healthy\":true}",
+                           i ? "," : "", g_sites[r % g_nsites], 0.05 + (double)(r % 81) / 100.0);
+        }
+        body[bl++] = '}';
+        body[bl] = 0;
+        rl = snprintf(req, cap + 4096 + 512,
+                      "PUT /v1/loads HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                      g_addr, g_port, g_token, bl, body);
+    } else {
+        const char *site = g_sites[k % g_nsites];
+        /* utilisation 0.05 .. 0.85, healthy: a valid report that does not exclude the site */
+        bl = snprintf(body, cap, "{\"utilization\":%.2f,\"healthy\":true}", 0.05 + (double)(k % 81) / 100.0);
+        rl = snprintf(req, cap + 4096 + 512,
                       "PUT /v1/sites/%s/load HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
                       "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
                       site, g_addr, g_port, g_token, bl, body);
+    }
     wappend(c, req, (size_t)rl);
     c->sent_at[(c->head + c->inflight) % MAX_DEPTH] = t;
     c->inflight++;
@@ -290,7 +320,7 @@ static void on_signal(int sig) { (void)sig; g_stop = 1; }
 int main(int argc, char **argv) {
     int opt;
     const char *token_file = NULL;
-    while ((opt = getopt(argc, argv, "s:p:t:T:S:f:r:d:w:c:P:qh")) != -1) {
+    while ((opt = getopt(argc, argv, "s:p:t:T:S:f:r:d:w:c:P:B:qh")) != -1) {
         switch (opt) {
         case 's': g_addr = optarg; break;
         case 'p': g_port = atoi(optarg); break;
@@ -308,6 +338,7 @@ int main(int argc, char **argv) {
         case 'w': g_drain = atof(optarg); break;
         case 'c': g_nconn = atoi(optarg); break;
         case 'P': g_depth = atoi(optarg); break;
+        case 'B': g_batch = atoi(optarg); break;
         case 'q': g_quiet = 1; break;
         default: usage();
         }
@@ -319,6 +350,8 @@ int main(int argc, char **argv) {
         g_token[strcspn(g_token, "\r\n")] = 0;
     }
     if (g_port <= 0 || g_port > 65535) usage();
+    if (g_batch < 0 || g_batch > 1000) die("-B must be 0 .. 1000");
+    g_req_rate = g_batch ? g_rate / g_batch : g_rate;
     if (!g_token[0]) die("a bearer token is needed (-t TOKEN or -T FILE)");
     if (strpbrk(g_token, "\r\n")) die("the token must be one line");
     if (!g_nsites) die("no site IDs (-S ID,ID,... or -f FILE)");
@@ -384,7 +417,7 @@ int main(int argc, char **argv) {
         }
         if (sending) {
             /* Requests due by now, by the schedule; a backlog waits for free slots. */
-            unsigned long long due = (unsigned long long)((t - t0) * g_rate) + 1;
+            unsigned long long due = (unsigned long long)((t - t0) * g_req_rate) + 1;
             while (k < due) {
                 struct conn *c = NULL;
                 for (int n = 0; n < g_nconn; n++) {
@@ -392,7 +425,7 @@ int main(int argc, char **argv) {
                     if (cand->fd >= 0 && cand->connected && cand->inflight < g_depth) { c = cand; rr = (rr + n + 1) % g_nconn; break; }
                 }
                 if (!c) break;                   /* every connection full: the backlog waits */
-                double lag = t - (t0 + (double)k / g_rate);
+                double lag = t - (t0 + (double)k / g_req_rate);
                 if (lag > 0.001) g_late++;
                 if (lag > g_maxlag) g_maxlag = lag;
                 send_report(c, k, t);
@@ -404,8 +437,8 @@ int main(int argc, char **argv) {
         }
         /* Sleep until the next request is due, or until a socket is ready; with a backlog (every
          * connection full) only a response can free a slot, so wait for one (at most 10 ms). */
-        int backlog = sending && (double)k < (now_s() - t0) * g_rate;
-        double wait_s = !sending ? 0.01 : backlog ? 0.01 : (double)(k) / g_rate + t0 - now_s();
+        int backlog = sending && (double)k < (now_s() - t0) * g_req_rate;
+        double wait_s = !sending ? 0.01 : backlog ? 0.01 : (double)(k) / g_req_rate + t0 - now_s();
         int timeout_ms = wait_s <= 0 ? 0 : (int)(wait_s * 1000) + (wait_s * 1000 > (int)(wait_s * 1000));
         if (timeout_ms > 10) timeout_ms = 10;
         int n = epoll_wait(g_ep, evs, 256, timeout_ms);
@@ -454,11 +487,12 @@ int main(int argc, char **argv) {
     }
     qsort(g_lat, g_nlat, sizeof *g_lat, cmp_u32);
     unsigned long long ok = g_status[204];
-    printf("target_rate=%.0f duration=%.2f conns=%d depth=%d sites=%zu sent=%llu responses=%llu rate=%.1f "
+    unsigned long long per = g_batch ? (unsigned long long)g_batch : 1;
+    printf("target_rate=%.0f duration=%.2f conns=%d depth=%d sites=%zu batch=%d requests=%llu sent=%llu responses=%llu rate=%.1f "
            "unanswered=%llu late=%llu errors=%llu reconnects=%llu",
-           g_rate, send_time, g_nconn, g_depth, g_nsites, g_sent, g_responses,
-           send_time > 0 ? (double)g_responses / send_time : 0,
-           unanswered, g_late, g_errors, g_reconnects);
+           g_rate, send_time, g_nconn, g_depth, g_nsites, g_batch, g_sent, g_sent * per, g_responses * per,
+           send_time > 0 ? (double)(g_responses * per) / send_time : 0,
+           unanswered * per, g_late, g_errors, g_reconnects);
     printf(" max_lag_ms=%.1f", g_maxlag * 1000);
     for (int s = 100; s < 600; s++)
         if (g_status[s]) printf(" status_%d=%llu", s, g_status[s]);

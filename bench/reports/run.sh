@@ -19,6 +19,7 @@
 # Knobs (environment):
 #   RESOLVERD_BIN=/tmp/resolverd-scale DURATION=10 ROUNDS=3 MIX=warm|hot
 #   WARMUP=8 (30 for CASE=scale MIX=warm) RATE=10000 CONNS=16 DEPTH=4
+#   BATCH=0 (N > 0: N sites' reports per request, through PUT /v1/loads; RATE stays reports/s)
 #   OUTSTANDING=200 SERVER_CPU=0 CLIENT_CPU=1 MAX_LOSS_PCT=10 GEN_ARGS="..." (CASE=scale)
 #   TOKEN=example-admin-token (CASE=small; admin in tokens.yaml, stored there as its sha256)
 #   QUERIES=FILE (a loadgen query file instead of the generated service-name mix)
@@ -39,6 +40,9 @@ ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-10000}
 CONNS=${CONNS:-16}
 DEPTH=${DEPTH:-4}
+BATCH=${BATCH:-0}          # reports per request (PUT /v1/loads); 0: one per PUT /v1/sites/{site}/load
+[[ $BATCH =~ ^[0-9]+$ ]] || { echo "BATCH must be a whole number" >&2; exit 2; }
+if (( BATCH > 0 )); then HOW="in requests of $BATCH (PUT /v1/loads)"; else HOW="one per request (PUT /v1/sites/{site}/load)"; fi
 OUTSTANDING=${OUTSTANDING:-200}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -136,7 +140,7 @@ run_round() {               # $1 baseline|flood, $2 round
     if [[ $kind == flood ]]; then
         # Starts half a second early and ends half a second late: the whole DNS run is flooded.
         "${PIN_CLIENT[@]}" "$TMP/reportflood" -q -p "$HTTP_PORT" -t "$TOKEN" -f "$TMP/sites.txt" -r "$RATE" \
-            -d "$((DURATION + 1))" -c "$CONNS" -P "$DEPTH" > "$OUT_DIR/raw/flood-$r.txt" 2>&1 {LOCK_FD}>&- &
+            -d "$((DURATION + 1))" -c "$CONNS" -P "$DEPTH" -B "$BATCH" > "$OUT_DIR/raw/flood-$r.txt" 2>&1 {LOCK_FD}>&- &
         fpid=$!
         STARTED+=("$fpid")
         sleep 0.5
@@ -160,7 +164,7 @@ run_round() {               # $1 baseline|flood, $2 round
     log "$(printf 'round %d/%d %-8s: %8s qps (server core %s%%, loadgen core %s%%, lost %s)%s' \
         "$r" "$ROUNDS" "$kind" "$LOAD_QPS" "$cpu" "${lgcpu:-?}" "${LOAD_LOST:-?}" "$extra")"
 }
-log "$ROUNDS round(s): ${DURATION}s loadgen alone, then ${DURATION}s with $RATE reports/s ($CONNS connections × $DEPTH in flight); load tools on core $CLIENT_CPU"
+log "$ROUNDS round(s): ${DURATION}s loadgen alone, then ${DURATION}s with $RATE reports/s $HOW ($CONNS connections × $DEPTH in flight); load tools on core $CLIENT_CPU"
 for ((r = 1; r <= ROUNDS; r++)); do
     run_round baseline "$r"
     sleep 1
@@ -183,7 +187,8 @@ LOSS=$(awk -v a="$BASE" -v b="$FLOOD" 'BEGIN { printf "%.1f", 100 * (1 - b / a) 
 sent=0 ok=0 answered=0 unanswered=0 errors=0 others="" rates="" p50s="" p99s=""
 for ((r = 1; r <= ROUNDS; r++)); do
     line=$(tail -1 "$OUT_DIR/raw/flood-$r.txt")
-    sent=$((sent + $(kvof "$line" sent))); s204=$(kvof "$line" status_204); ok=$((ok + ${s204:-0}))
+    # status_204 counts requests; with BATCH each request carries BATCH reports.
+    sent=$((sent + $(kvof "$line" sent))); s204=$(kvof "$line" status_204); ok=$((ok + ${s204:-0} * (BATCH > 0 ? BATCH : 1)))
     answered=$((answered + $(kvof "$line" responses))); unanswered=$((unanswered + $(kvof "$line" unanswered)))
     errors=$((errors + $(kvof "$line" errors)))
     rates="$rates${rates:+, }$(kvof "$line" rate)"
@@ -199,7 +204,7 @@ ACCEPTED=no ALL_OK=no
 LOSS_OK=$(awk -v l="$LOSS" -v m="$MAX_LOSS_PCT" 'BEGIN { print ((l < m) ? "yes" : "no") }')
 
 {
-    echo "## DNS QPS under $RATE load reports/s — $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "## DNS QPS under $RATE load reports/s, $HOW — $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "Case: $CASE ($NSITES sites, config \`$(basename "$CONFIG")\`); query mix $MIX: $(basename "$QFILE") ($(wc -l < "$QFILE") (service, prefix) pairs, loadgen -o $OUTSTANDING, after a ${WARMUP}s warm-up);"
     echo "resolverd on core $SERVER_CPU; loadgen and reportflood on core $CLIENT_CPU; $ROUNDS round(s) × ${DURATION}s, alternating; medians."

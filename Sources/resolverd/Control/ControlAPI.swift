@@ -25,6 +25,7 @@ struct ControlAPI: Sendable {
     func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.put("/v1/sites/:site/load") { request, context in try await self.putLoad(request, context) }
+        router.put("/v1/loads") { request, _ in await self.putLoads(request) }
         router.put("/v1/latency") { request, context in try await self.putLatency(request, context) }
         router.get("/v1/sites") { _, _ in self.json(SitesReport(state: self.store.state, checks: self.checks, now: SteeringClock.now())) }
         router.get("/v1/explain") { request, _ in self.explain(request) }
@@ -62,6 +63,29 @@ struct ControlAPI: Sendable {
         } catch {
             return reject(request, .badRequest, error.reason)
         }
+    }
+
+    /// Many sites' reports in one request (`LoadReport.parseBatch`), for an agent that
+    /// reports for a fleet: one request's overhead instead of one per site, so thousands of
+    /// reports a second cost the DNS side little. The same rules as `putLoad` for each site
+    /// (a site token only for its own site; permission before existence), applied to every
+    /// site before any report is queued: the batch is taken whole or not at all.
+    func putLoads(_ request: Request) async -> Response {
+        guard let principal = authenticate(request) else { return reject(request, .unauthorized, "missing or unknown bearer token") }
+        if principal == .measurement { return reject(request, .forbidden, "measurement tokens may not report load") }
+        guard let body = await collect(request) else { return reject(request, .badRequest, "body larger than 64 KiB") }
+        let reports: [(site: String, report: LoadReport)]
+        do { reports = try LoadReport.parseBatch(body) } catch { return reject(request, .badRequest, error.reason) }
+        if case .site(let own) = principal, let other = reports.first(where: { $0.site != own }) {
+            return reject(request, .forbidden, "this token may report only for its own site, not \"\(other.site)\"")
+        }
+        let steering = store.state.steering
+        if let unknown = reports.first(where: { steering.siteIndex($0.site) == nil }) {
+            return reject(request, .notFound, "unknown site \"\(unknown.site)\"")
+        }
+        let now = SteeringClock.now()
+        writer.submit(loads: reports.map { ($0.site, $0.report.siteLoad(at: now)) })
+        return Response(status: .noContent)
     }
 
     func putLatency(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

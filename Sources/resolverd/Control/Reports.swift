@@ -39,7 +39,33 @@ struct LoadReport: Equatable {
     ///
     /// `capacity`, `queue` and `healthy` may accompany any form.
     static func parse(_ body: [UInt8]) throws(ReportError) -> LoadReport {
-        guard case .object(let fields) = try JSONValue.parse(body) else { throw ReportError("body must be a JSON object") }
+        try parse(JSONValue.parse(body))
+    }
+
+    /// The reports of `PUT /v1/loads`: one JSON object whose names are site IDs and whose
+    /// values are each a body `parse` accepts, e.g. `{"fra1": {"utilization": 0.4}, "ams1":
+    /// {"level": 2, "score": 0.7}}`. One bad report refuses the whole body; its reason names
+    /// the site. In the order of the site IDs.
+    static func parseBatch(_ body: [UInt8]) throws(ReportError) -> [(site: String, report: LoadReport)] {
+        guard case .object(let reports) = try JSONValue.parse(body) else {
+            throw ReportError("body must be a JSON object of site IDs to reports")
+        }
+        guard !reports.isEmpty else { throw ReportError("no reports") }
+        var parsed: [(site: String, report: LoadReport)] = []
+        parsed.reserveCapacity(reports.count)
+        for site in reports.keys.sorted() {
+            do throws(ReportError) {
+                parsed.append((site, try parse(reports[site]!)))
+            } catch {
+                throw ReportError("\(site): \(error.reason)")
+            }
+        }
+        return parsed
+    }
+
+    /// `parse` for a body already read as JSON.
+    static func parse(_ value: JSONValue) throws(ReportError) -> LoadReport {
+        guard case .object(let fields) = value else { throw ReportError("body must be a JSON object") }
         let level: Int?
         switch fields["level"] {
         case nil: level = nil

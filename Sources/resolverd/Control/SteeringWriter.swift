@@ -34,6 +34,13 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
         pending.withLock { $0.loads[site] = load }
     }
 
+    /// Queues validated load reports of several sites together (`PUT /v1/loads`).
+    func submit(loads: [(site: String, load: SiteLoad)]) {
+        pending.withLock { pending in
+            for (site, load) in loads { pending.loads[site] = load }
+        }
+    }
+
     func submit(latency: [(prefix: IPPrefix, site: String, rtt: Double)]) {
         pending.withLock { $0.latency.append(contentsOf: latency) }
     }
