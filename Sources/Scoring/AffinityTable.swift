@@ -27,9 +27,15 @@ public final class AffinityTable: Sendable {
 
     struct State {
         var bindings: [Key: Binding] = [:]
-        /// Recent new bindings per site ID, decayed with a one-minute half-life.
+        /// Recent new bindings per site ID, decayed with a one-minute half-life, and their
+        /// total. Stored in the units of `freshOrigin`: a binding made at `t` adds
+        /// 2^((t − origin) / halfLife), so that decaying them all as time passes, which
+        /// changes no share, is never done, and a share is one division whatever the number
+        /// of sites that have had bindings. `rebase` brings the units back to now before the
+        /// weights could grow out of range (after hours).
         var fresh: [String: Double] = [:]
-        var freshAt: Double = 0
+        var freshTotal: Double = 0
+        var freshOrigin: Double = 0
         var counts = Counts()
         /// Requests per query, as last estimated by `directedLoad`.
         var perQuery: Double?
@@ -128,10 +134,7 @@ public final class AffinityTable: Sendable {
                 return
             }
             state.bindings[key] = binding
-            if outcome.event != .kept {
-                Self.decay(&state, now: now)
-                state.fresh[binding.site, default: 0] += 1
-            }
+            if outcome.event != .kept { Self.addFresh(&state, site: binding.site, now: now) }
             if state.bindings.count > capacity { evict(&state) }
         }
     }
@@ -141,8 +144,7 @@ public final class AffinityTable: Sendable {
     /// decision does not grow with the number of sites configured.
     public func newBindingShare(of indices: [Int], in sites: [Site], now: Double) -> [Int: Double] {
         state.withLock { state in
-            Self.decay(&state, now: now)
-            let total = state.fresh.values.reduce(0, +)
+            let total = state.freshTotal
             guard total > 0 else { return [:] }
             var shares: [Int: Double] = [:]
             shares.reserveCapacity(indices.count)
@@ -228,18 +230,25 @@ public final class AffinityTable: Sendable {
         state.counts.evicted += oldest.count
     }
 
-    private static func decay(_ state: inout State, now: Double) {
-        let elapsed = now - state.freshAt
-        guard elapsed > 0 else { return }
-        let factor = pow(0.5, elapsed / halfLife)
-        // In place, by position: no key is hashed and nothing is copied, however many sites
-        // have had bindings.
+    /// One new binding of `site` at `now`, counted in the decayed shares.
+    private static func addFresh(_ state: inout State, site: String, now: Double) {
+        if state.freshTotal == 0 { state.freshOrigin = now }
+        if (now - state.freshOrigin) / halfLife > 256 { rebase(&state, now: now) }
+        let weight = pow(2, (now - state.freshOrigin) / halfLife)
+        state.fresh[site, default: 0] += weight
+        state.freshTotal += weight
+    }
+
+    /// Expresses the stored shares in the units of `now` (every few hours; O(sites)).
+    private static func rebase(_ state: inout State, now: Double) {
+        let factor = pow(0.5, (now - state.freshOrigin) / halfLife)
         var index = state.fresh.values.startIndex
         while index != state.fresh.values.endIndex {
             state.fresh.values[index] *= factor
             state.fresh.values.formIndex(after: &index)
         }
-        state.freshAt = now
+        state.freshTotal *= factor
+        state.freshOrigin = now
     }
 }
 
