@@ -115,8 +115,7 @@ public enum Affinity {
                 switch bound.excluded {
                 case nil where bound.score <= limit || heldDown, .overloaded? where !shed:
                     decision.allDown = false
-                    decision.sites = [index] + eligible.filter { $0.site != index }
-                        .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(max(service.answers, 1) - 1).map(\.site)
+                    decision.sites = answer(first: index, eligible: eligible, count: service.answers)
                     decision.ttl = adaptiveTTL(service: service, chosen: bound, candidates: eligible, snapshot: snapshot)
                     decision.scope = eligible.count > 1 ? max(decision.scope, key.length) : 0
                     let renewed = Binding(site: existing.site, boundAt: existing.boundAt, lastSeen: now,
@@ -146,8 +145,7 @@ public enum Affinity {
             return (a, rhs.site) < (b, lhs.site)
         }!
         decision.allDown = false
-        decision.sites = [chosen.site] + eligible.filter { $0.site != chosen.site }
-            .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(max(service.answers, 1) - 1).map(\.site)
+        decision.sites = answer(first: chosen.site, eligible: eligible, count: service.answers)
         decision.ttl = adaptiveTTL(service: service, chosen: chosen, candidates: eligible, snapshot: snapshot)
         // The hash reads the whole key prefix: the answer holds for that prefix, no wider.
         decision.scope = eligible.count > 1 ? max(decision.scope, key.length) : 0
@@ -155,6 +153,13 @@ public enum Affinity {
         if case .moved = event { previous = existing?.site }
         let binding = Binding(site: snapshot.sites[chosen.site].id, boundAt: now, lastSeen: now, previous: previous)
         return Outcome(decision: decision, binding: binding, event: event, key: key)
+    }
+
+    /// The sites of an answer of `count` addresses: `first`, then the best of the others.
+    static func answer(first: Int, eligible: [Candidate], count: Int) -> [Int] {
+        guard count > 1 else { return [first] }   // the usual case: no filtered, sorted copy
+        return [first] + eligible.filter { $0.site != first }
+            .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(count - 1).map(\.site)
     }
 
     /// The fraction of an overloaded site's clients to move so that it is left at 90% of the
@@ -194,8 +199,8 @@ public enum Affinity {
         var ttl = Double(service.ttl)
         if chosen.utilization > 0.8 { ttl *= max(0.25, (1 - chosen.utilization) / 0.2) }
         if let age = chosen.reportAge, age > snapshot.parameters.freshFor { ttl *= 0.5 }
-        let others = candidates.filter { $0.site != chosen.site }.map(\.score)
-        if let runnerUp = others.min(), runnerUp <= chosen.score * 1.05 { ttl *= 0.5 }
+        let runnerUp = candidates.lazy.filter { $0.site != chosen.site }.map(\.score).min()
+        if let runnerUp, runnerUp <= chosen.score * 1.05 { ttl *= 0.5 }
         return UInt32(max(min(5, Double(service.ttl)), ttl.rounded()))
     }
 }

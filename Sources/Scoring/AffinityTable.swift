@@ -65,19 +65,25 @@ public final class AffinityTable: Sendable {
     public func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double) -> Affinity.Outcome {
         let key = Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
         var current = snapshot
-        let moved = state.withLock { $0.sincePublish }
-        if !moved.isEmpty {
-            // Only the service's own sites are evaluated, so only theirs are looked up.
-            for index in service.sites {
-                if let rate = moved[snapshot.sites[index].id] { current.directed[index] += rate }
+        var existing: Binding? = nil
+        var shares: [Int: Double] = [:]
+        // What the decision reads, under one lock: the load moved since the last publish (only
+        // for the service's own sites, the only ones evaluated), the binding, the shares.
+        state.withLock { state in
+            if !state.sincePublish.isEmpty {
+                for index in service.sites {
+                    if let rate = state.sincePublish[snapshot.sites[index].id] { current.directed[index] += rate }
+                }
             }
+            existing = state.bindings[key]
+            shares = Self.shares(state, of: service.sites, in: snapshot.sites)
         }
         let outcome = Affinity.decide(service: service, client: client, snapshot: current, now: now,
-                                      existing: binding(for: key),
-                                      newBindingShare: newBindingShare(of: service.sites, in: snapshot.sites, now: now))
-        record(outcome, service: service.name, now: now)
-        if let binding = outcome.binding, outcome.event != .kept {
-            state.withLock { state in
+                                      existing: existing, newBindingShare: shares)
+        // And what it changes, under one more.
+        state.withLock { state in
+            apply(outcome, key: key, now: now, to: &state)
+            if let binding = outcome.binding, outcome.event != .kept {
                 // What this placement moves, counted at once for the decisions that follow.
                 let rate = binding.queryRate(now: now, ttl: Double(service.ttl)) * (state.perQuery ?? snapshot.parameters.loadPerAnswer)
                 state.sincePublish[binding.site, default: 0] += rate
@@ -122,35 +128,39 @@ public final class AffinityTable: Sendable {
     /// Records the outcome of a decision.
     public func record(_ outcome: Affinity.Outcome, service: String, now: Double) {
         let key = Key(service: service, prefix: outcome.key)
-        state.withLock { state in
-            switch outcome.event {
-            case .kept: state.counts.kept += 1
-            case .created: state.counts.created += 1
-            case .expired: state.counts.expired += 1
-            case .moved(let reason): state.counts.moved[reason, default: 0] += 1
-            }
-            guard let binding = outcome.binding else {
-                state.bindings[key] = nil
-                return
-            }
-            state.bindings[key] = binding
-            if outcome.event != .kept { Self.addFresh(&state, site: binding.site, now: now) }
-            if state.bindings.count > capacity { evict(&state) }
+        state.withLock { apply(outcome, key: key, now: now, to: &$0) }
+    }
+
+    private func apply(_ outcome: Affinity.Outcome, key: Key, now: Double, to state: inout State) {
+        switch outcome.event {
+        case .kept: state.counts.kept += 1
+        case .created: state.counts.created += 1
+        case .expired: state.counts.expired += 1
+        case .moved(let reason): state.counts.moved[reason, default: 0] += 1
         }
+        guard let binding = outcome.binding else {
+            state.bindings[key] = nil
+            return
+        }
+        state.bindings[key] = binding
+        if outcome.event != .kept { Self.addFresh(&state, site: binding.site, now: now) }
+        if state.bindings.count > capacity { evict(&state) }
     }
 
     /// The share of recent new bindings of each site in `indices` (of `sites`), by index;
     /// empty when there have been none. Only the service's own sites are looked at, so a
     /// decision does not grow with the number of sites configured.
     public func newBindingShare(of indices: [Int], in sites: [Site], now: Double) -> [Int: Double] {
-        state.withLock { state in
-            let total = state.freshTotal
-            guard total > 0 else { return [:] }
-            var shares: [Int: Double] = [:]
-            shares.reserveCapacity(indices.count)
-            for index in indices { shares[index] = (state.fresh[sites[index].id] ?? 0) / total }
-            return shares
-        }
+        state.withLock { Self.shares($0, of: indices, in: sites) }
+    }
+
+    private static func shares(_ state: State, of indices: [Int], in sites: [Site]) -> [Int: Double] {
+        let total = state.freshTotal
+        guard total > 0 else { return [:] }
+        var shares: [Int: Double] = [:]
+        shares.reserveCapacity(indices.count)
+        for index in indices { shares[index] = (state.fresh[sites[index].id] ?? 0) / total }
+        return shares
     }
 
     /// Drops bindings not used for longer than their service's hold. Returns how many.

@@ -131,7 +131,10 @@ public enum Selector {
         var dependsOnClient = false
         switch service.policy {
         case .responseTime, .nearest, .leastLoaded:
-            chosen = eligible.sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(count).map(\.site)
+            // One answer (the usual case) needs the best, not an order: no sorted copy.
+            chosen = count == 1
+                ? [eligible.min { ($0.score, $0.site) < ($1.score, $1.site) }!.site]
+                : eligible.sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(count).map(\.site)
             dependsOnClient = service.policy != .leastLoaded
         case .roundRobin:
             let start = Int(sequence % UInt64(eligible.count))

@@ -83,7 +83,7 @@ public final class ServingState: Sendable {
         self.chaos = chaos
         self.steering = steering
         self.services = services
-        self.ledger = ledger ?? AnswerLedger(siteCount: steering.sites.count)
+        self.ledger = ledger ?? AnswerLedger(siteCount: steering.sites.count, window: AnswerLedger.neededWindow(for: steering))
         self.metrics = metrics ?? DNSMetrics(steering: steering)
         self.affinity = affinity ?? AffinityTable()
         self.cookies = cookies

@@ -46,7 +46,8 @@ enum StateLoader {
             return .failure(ZoneLoadError(errors: errors.sorted { ($0.file, $0.line) < ($1.file, $1.line) }))
         }
         let sameSites = previous.map { $0.steering.sites.map(\.id) == steering.sites.map(\.id) } ?? false
-        let reuse = sameSites ? previous?.ledger : nil
+        // … and when it keeps as many seconds as the new services' TTLs need.
+        let reuse = sameSites && (previous?.ledger.window ?? 0) >= AnswerLedger.neededWindow(for: steering) ? previous?.ledger : nil
         let state = ServingState(catalog: catalog, nsid: configuration.nsid.map { Array($0.utf8) },
                                  chaos: ChaosIdentity.records(id: configuration.chaosID, version: configuration.chaosVersion),
                                  steering: steering, services: services, ledger: reuse,
