@@ -59,8 +59,9 @@ OUT_DIR=${OUT_DIR:-$ROOT/bench/out}
 LOCK_FILE=${LOCK_FILE:-${TMPDIR:-/tmp}/resolverd-bench-compare.lock}   # machine-wide: the cores are
 LOCK_WAIT=${LOCK_WAIT:-1800}
 
-log()  { printf '[bench] %s\n' "$*" >&2; }
-die()  { printf '\n[bench] FAIL: %s\n' "$*" >&2; exit 1; }
+TAG=bench
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- preflight
 for v in ROUNDS DURATION OUTSTANDING SOCKETS BATCH RATE ECS_CLIENTS STARTUP_TIMEOUT SERVER_CPU CLIENT_CPU LOCK_WAIT QUIET_WAIT; do
@@ -87,73 +88,12 @@ done
 [[ -r $QUERIES ]] || die "query file $QUERIES not readable"
 [[ -r $BENCH_ZONES/$ZONE.zone ]] || die "bench zone $BENCH_ZONES/$ZONE.zone missing"
 
-NCPU=$(nproc)
-if (( NCPU < 2 )) || (( SERVER_CPU >= NCPU || CLIENT_CPU >= NCPU )) || (( SERVER_CPU == CLIENT_CPU )); then
-    log "WARNING: cannot pin the server to core $SERVER_CPU and loadgen to core $CLIENT_CPU on $NCPU CPU(s); running unpinned — figures are not comparable with pinned runs"
-    PIN_SERVER=() PIN_CLIENT=()
-else
-    PIN_SERVER=(taskset -c "$SERVER_CPU") PIN_CLIENT=(taskset -c "$CLIENT_CPU")
-fi
-
-# One bench at a time on the machine: two would share the cores (and perhaps bench/out).
+setup_pinning
 mkdir -p "$OUT_DIR/raw"
-exec {LOCK_FD}>>"$LOCK_FILE"
-if ! flock -n "$LOCK_FD"; then
-    log "another bench/compare.sh is running (lock $LOCK_FILE): waiting up to ${LOCK_WAIT}s for it to finish"
-    flock -w "$LOCK_WAIT" "$LOCK_FD" || die "the other bench run did not finish within ${LOCK_WAIT}s"
-fi
+take_bench_lock
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/resolverd-compare.XXXXXX")
 rm -f "$OUT_DIR"/raw/*.txt
-
-# ---------------------------------------------------------------- process bookkeeping
-# Only processes this script started are ever signalled, each by its PID.
-STARTED=()                  # PIDs of servers currently running (direct children)
-
-descendants() {             # PIDs below $1, depth first
-    local c
-    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-        echo "$c"; descendants "$c"
-    done
-}
-
-alive() {                   # running (a zombie awaiting reaping does not count)
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ -n $st && $st != Z* ]]
-}
-
-stop_pid() {                # TERM the process, give its tree 10 s to exit, then KILL what is left
-    local pid=$1 kids p i left=""
-    kids=$(descendants "$pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        left=""
-        for p in $pid $kids; do alive "$p" && left="$left $p"; done
-        [[ -z $left ]] && break
-        sleep 0.1
-    done
-    for p in $left; do
-        log "pid $p did not stop on TERM, sending KILL"
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    wait "$pid" 2>/dev/null || true
-    local keep=() s
-    for s in "${STARTED[@]}"; do [[ $s == "$pid" ]] || keep+=("$s"); done
-    STARTED=("${keep[@]}")
-}
-
-stop_all() { local p; for p in "${STARTED[@]}"; do stop_pid "$p"; done; }
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    stop_all
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_traps
 
 # ---------------------------------------------------------------- is the machine quiet?
 # Share of idle time of the two cores used, over one second, before anything starts.
@@ -178,25 +118,8 @@ LOADGEN=$OUT_DIR/loadgen ECHO_BIN=$OUT_DIR/echo
 gcc -O2 -Wall -Wextra -o "$LOADGEN" "$ROOT/bench/loadgen.c" || die "could not build bench/loadgen.c"
 gcc -O2 -Wall -Wextra -o "$ECHO_BIN" "$ROOT/bench/echo.c" || die "could not build bench/echo.c"
 
-# ---------------------------------------------------------------- ports
-port_free() {
-    ! ss -Hlnu "sport = :$1" | grep -q . && ! ss -Hlnt "sport = :$1" | grep -q .
-}
-TAKEN=""
-pick_port() {               # a port free for UDP and TCP on loopback, not picked before
-    local p i
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + RANDOM % 30000))
-        [[ " $TAKEN " == *" $p "* ]] && continue
-        port_free "$p" && { TAKEN="$TAKEN $p"; echo "$p"; return 0; }
-    done
-    die "found no free port"
-}
 declare -A PORT
-PORT[resolverd]=$(pick_port); TAKEN="$TAKEN ${PORT[resolverd]}"
-PORT[nsd]=$(pick_port);       TAKEN="$TAKEN ${PORT[nsd]}"
-PORT[gdnsd]=$(pick_port);     TAKEN="$TAKEN ${PORT[gdnsd]}"
-PORT[echo]=$(pick_port)
+for srv in resolverd nsd gdnsd echo; do take_port "PORT[$srv]"; done
 
 # ---------------------------------------------------------------- client map (svc-ecs)
 # ECS_CLIENTS distinct /24s spread over the IPv4 unicast space (a multiplicative hash of

@@ -33,8 +33,9 @@ NX_TOLERANCE_PCT=2          # allowed drift of the NXDOMAIN share from the query
 ZONES_DIR=$ROOT/zones
 OUT_DIR=$ROOT/bench/out
 
-log()  { printf '[bench] %s\n' "$*" >&2; }
-die()  { printf '\n[bench] FAIL: %s\n' "$*" >&2; exit 1; }
+TAG=bench
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- preflight
 for v in ROUNDS DURATION CLIENTS OUTSTANDING STARTUP_TIMEOUT SERVER_CPU CLIENT_CPU; do
@@ -53,81 +54,14 @@ done
 [[ -r $QUERIES ]] || die "query file $QUERIES not readable"
 compgen -G "$ZONES_DIR/*.zone" >/dev/null || die "no *.zone files in $ZONES_DIR"
 
-NCPU=$(nproc)
-if (( NCPU < 2 )) || (( SERVER_CPU >= NCPU || CLIENT_CPU >= NCPU )) || (( SERVER_CPU == CLIENT_CPU )); then
-    log "WARNING: cannot pin server to core $SERVER_CPU and dnsperf to core $CLIENT_CPU on $NCPU CPU(s); running unpinned — figures are not comparable with pinned runs"
-    PIN_SERVER=() PIN_CLIENT=()
-else
-    PIN_SERVER=(taskset -c "$SERVER_CPU") PIN_CLIENT=(taskset -c "$CLIENT_CPU")
-fi
-
+setup_pinning
+take_bench_lock
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/resolverd-bench.XXXXXX")
 mkdir -p "$OUT_DIR/raw"
 rm -f "$OUT_DIR"/raw/*.txt
+install_traps
 
-# ---------------------------------------------------------------- process bookkeeping
-# Only processes this script started are ever signalled, each by its PID.
-STARTED=()                  # PIDs of servers currently running (direct children)
-
-descendants() {             # PIDs below $1, depth first
-    local c
-    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-        echo "$c"; descendants "$c"
-    done
-}
-
-alive() {                   # running (a zombie awaiting reaping does not count)
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ -n $st && $st != Z* ]]
-}
-
-stop_pid() {                # TERM the server, give its tree 10 s to exit, then KILL what is left
-    local pid=$1 kids p i left
-    kids=$(descendants "$pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        left=""
-        for p in $pid $kids; do alive "$p" && left="$left $p"; done
-        [[ -z $left ]] && break
-        sleep 0.1
-    done
-    for p in $left; do
-        log "pid $p did not stop on TERM, sending KILL"
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    wait "$pid" 2>/dev/null || true
-    local keep=() s
-    for s in "${STARTED[@]}"; do [[ $s == "$pid" ]] || keep+=("$s"); done
-    STARTED=("${keep[@]}")
-}
-
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---------------------------------------------------------------- ports
-port_free() {
-    ! ss -Hlnu "sport = :$1" | grep -q . && ! ss -Hlnt "sport = :$1" | grep -q .
-}
-pick_port() {               # a port free for UDP and TCP on loopback, not in $1 (already taken)
-    local p i
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + RANDOM % 30000))
-        [[ " $1 " == *" $p "* ]] && continue
-        port_free "$p" && { echo "$p"; return 0; }
-    done
-    die "found no free port"
-}
-RESOLVERD_PORT=$(pick_port "")
-NSD_PORT=$(pick_port "$RESOLVERD_PORT")
+take_port RESOLVERD_PORT; take_port NSD_PORT
 
 # ---------------------------------------------------------------- server configs
 FIRST_ZONE=""
@@ -176,12 +110,12 @@ start_server() {            # $1 = resolverd|nsd; sets SERVER_PID, waits until i
     case $name in
         resolverd)
             port=$RESOLVERD_PORT logf=$TMP/resolverd.log
-            "${PIN_SERVER[@]}" "$RESOLVERD_BIN" serve --config "$TMP/resolverd.yaml" --log-level warning >"$logf" 2>&1 &
+            "${PIN_SERVER[@]}" "$RESOLVERD_BIN" serve --config "$TMP/resolverd.yaml" --log-level warning >"$logf" 2>&1 {LOCK_FD}>&- &
             ;;
         nsd)
             port=$NSD_PORT logf=$TMP/nsd.log
             rm -f "$TMP/nsd.pid"
-            "${PIN_SERVER[@]}" "$NSD_BIN" -d -c "$TMP/nsd.conf" >"$TMP/nsd.stdout" 2>&1 &
+            "${PIN_SERVER[@]}" "$NSD_BIN" -d -c "$TMP/nsd.conf" >"$TMP/nsd.stdout" 2>&1 {LOCK_FD}>&- &
             ;;
     esac
     SERVER_PID=$!
@@ -250,8 +184,7 @@ while read -r qname qtype; do
     fi
 done < "$QFILE"
 (( mismatches == 0 )) || die "resolverd and NSD disagree on $mismatches of $NQ queries — not benchmarking a server that answers differently"
-stop_server_all() { local p; for p in "${STARTED[@]}"; do stop_pid "$p"; done; }
-stop_server_all
+stop_all
 NX_EXPECTED_PCT=$(awk -v n="$NX_EXPECTED" -v t="$NQ" 'BEGIN { printf "%.2f", 100 * n / t }')
 log "answers identical on all $NQ queries (NXDOMAIN share ${NX_EXPECTED_PCT}%)"
 

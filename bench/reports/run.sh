@@ -80,7 +80,7 @@ build_loadgen
 cc -O2 -Wall -o "$TMP/reportflood" "$ROOT/bench/reports/reportflood.c" 2>"$TMP/rf.build" \
     || { cat "$TMP/rf.build" >&2; die "bench/reports/reportflood.c does not compile"; }
 
-DNS_PORT=$(pick_port) HTTP_PORT=$(pick_port)
+take_port DNS_PORT; take_port HTTP_PORT
 
 # ---------------------------------------------------------------- configuration and inputs
 if [[ $CASE == small ]]; then

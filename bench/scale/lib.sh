@@ -1,104 +1,11 @@
 # bench/scale/lib.sh — shared by bench/scale/run.sh and bench/reports/run.sh (sourced, not run).
 #
 # Expects: ROOT (repo root), TMP (scratch directory, removed on exit), TAG (log prefix).
-# Gives:   log/die, process bookkeeping (every process started is stopped by PID on exit),
-#          pick_port, start_resolverd/wait_answer, proc_mem, build_loadgen/run_load.
+# Gives:   bench/lib.sh (log/die, processes, the lock, take_port, setup_pinning), and
+#          start_resolverd/wait_answer, proc_mem, build_loadgen/run_load.
 
-log() { printf '[%s] %s\n' "$TAG" "$*" >&2; }
-die() { printf '\n[%s] FAIL: %s\n' "$TAG" "$*" >&2; exit 1; }
-
-# ---------------------------------------------------------------- processes
-STARTED=()                  # PIDs this script started and has not stopped yet
-
-descendants() {             # PIDs below $1, depth first
-    local c
-    for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-        echo "$c"; descendants "$c"
-    done
-}
-
-alive() {                   # running (a zombie awaiting reaping does not count)
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ -n $st && $st != Z* ]]
-}
-
-stop_pid() {                # TERM $1 and its tree, 10 s grace, then KILL what is left (by PID)
-    local pid=$1 kids p i left=""
-    kids=$(descendants "$pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        left=""
-        for p in $pid $kids; do alive "$p" && left="$left $p"; done
-        [[ -z $left ]] && break
-        sleep 0.1
-    done
-    for p in $left; do
-        log "pid $p did not stop on TERM, sending KILL"
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    wait "$pid" 2>/dev/null || true
-    local keep=() s
-    for s in "${STARTED[@]}"; do [[ $s == "$pid" ]] || keep+=("$s"); done
-    STARTED=("${keep[@]}")
-}
-
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
-    if [[ -n ${KEEP_TMP:-} ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-
-install_traps() {
-    trap cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-}
-
-# ---------------------------------------------------------------- one benchmark at a time
-# The machine-wide lock bench/compare.sh takes (flock): two benchmarks would share the cores.
-# Long-lived children are started with the lock's descriptor closed (so a server that outlived
-# us could not hold it).
-exec {LOCK_FD}>>/dev/null      # a placeholder until take_bench_lock, so `{LOCK_FD}>&-` always works
-take_bench_lock() {
-    local file=${LOCK_FILE:-${TMPDIR:-/tmp}/resolverd-bench-compare.lock} wait=${LOCK_WAIT:-1800}
-    [[ $wait =~ ^[0-9]+$ ]] || die "LOCK_WAIT must be a whole number (got '$wait')"
-    exec {LOCK_FD}>&-
-    exec {LOCK_FD}>>"$file"
-    if ! flock -n "$LOCK_FD"; then
-        log "another benchmark holds $file: waiting up to ${wait}s for it to finish"
-        flock -w "$wait" "$LOCK_FD" || die "the other benchmark did not finish within ${wait}s"
-    fi
-}
-
-# ---------------------------------------------------------------- ports
-port_free() {
-    ! ss -Hlnu "sport = :$1" | grep -q . && ! ss -Hlnt "sport = :$1" | grep -q .
-}
-TAKEN_PORTS=""
-pick_port() {               # a loopback port free for UDP and TCP, not handed out before
-    local p i
-    for ((i = 0; i < 500; i++)); do
-        p=$((20000 + RANDOM % 30000))
-        [[ " $TAKEN_PORTS " == *" $p "* ]] && continue
-        if port_free "$p"; then TAKEN_PORTS="$TAKEN_PORTS $p"; echo "$p"; return 0; fi
-    done
-    die "found no free port"
-}
-
-# ---------------------------------------------------------------- pinning
-setup_pinning() {           # sets PIN_SERVER / PIN_CLIENT arrays
-    local ncpu
-    ncpu=$(nproc)
-    if (( ncpu < 2 )) || (( SERVER_CPU >= ncpu || CLIENT_CPU >= ncpu )) || (( SERVER_CPU == CLIENT_CPU )); then
-        log "WARNING: cannot pin server to core $SERVER_CPU and load tools to core $CLIENT_CPU on $ncpu CPU(s); running unpinned"
-        PIN_SERVER=() PIN_CLIENT=()
-    else
-        PIN_SERVER=(taskset -c "$SERVER_CPU") PIN_CLIENT=(taskset -c "$CLIENT_CPU")
-    fi
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- resolverd
 SERVER_PID=""

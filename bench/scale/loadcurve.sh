@@ -42,7 +42,7 @@ printf '| case | latency rows | check s | check peak MiB | serve load s | VmRSS 
 n=0
 for size in "$@"; do
     n=$((n + 1))
-    dport=$(pick_port) hport=$(pick_port)
+    take_port dport; take_port hport
     dir=$TMP/case$n
     # shellcheck disable=SC2086
     python3 "$ROOT/bench/scale/gen.py" "$dir" --dns-port "$dport" --http-port "$hport" \

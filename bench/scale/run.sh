@@ -74,7 +74,7 @@ rm -f "$OUT_DIR"/raw/*
 setup_pinning
 build_loadgen
 
-DNS_PORT=$(pick_port) HTTP_PORT=$(pick_port) SMALL_DNS=$(pick_port) SMALL_HTTP=$(pick_port)
+take_port DNS_PORT; take_port HTTP_PORT; take_port SMALL_DNS; take_port SMALL_HTTP
 CASE=$TMP/case
 RESULTS=$TMP/results.txt; : > "$RESULTS"      # "label qps server_cpu_pct lost_pct"
 SUMMARY=()                                     # lines for the report
