@@ -204,9 +204,9 @@ import Testing
         #expect(clients.filter { memo.find(epoch: 7, service: 0, client: $0, now: 100.6) != nil }.count == 3)
         #expect(memo.find(epoch: 7, service: 0, client: fifth, now: 100.6)?.slot.site == 2)
         var drained: [DecisionMemo.Renewal] = []
-        memo.drainRenewals { drained.append($0) }
+        memo.drainRenewals(in: 0..<memo.slotCount) { drained.append($0) }
         #expect(drained.count == 3 && drained.allSatisfy { $0.queries == 1 && $0.client != held.client })
-        memo.drainRenewals { _ in Issue.record("renewals are handed over once") }
+        memo.drainRenewals(in: 0..<memo.slotCount) { _ in Issue.record("renewals are handed over once") }
     }
 
     /// The fast path hands over what it must not answer itself.

@@ -163,9 +163,4 @@ struct DecisionMemo {
             slots[index].pending = 0
         }
     }
-
-    /// Hands every renewal not yet handed over to `body`, and forgets them.
-    mutating func drainRenewals(_ body: (Renewal) -> Void) {
-        drainRenewals(in: slots.indices, body)
-    }
 }

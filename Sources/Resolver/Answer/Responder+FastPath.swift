@@ -179,11 +179,7 @@ extension Responder {
         let held = memo.remember(epoch: state.decisionEpoch, service: service.index, client: client, site: made.decision.sites[0],
                                  ttl: made.decision.ttl, scope: made.decision.scope,
                                  sticky: state.steering.services[service.index].isSticky, now: now)
-        if let held, let owner = memoOwner, held.service < owner.steering.services.count {
-            owner.affinity.renew([AffinityTable.Renewal(service: owner.steering.services[held.service].name, client: held.client,
-                                                        lastSeen: held.lastSeen, queries: held.queries)])
-            owner.metrics.bindingsKept(held.queries)
-        }
+        if let held { hand(held, slots: 0..<0) }
     }
 
     /// Makes `state` the one the memo's renewals are counted for, handing those counted for
@@ -214,6 +210,12 @@ extension Responder {
     }
 
     private mutating func handOver(slots: Range<Int>) {
+        hand(nil, slots: slots)
+    }
+
+    /// Hands `held` and the renewals counted in `slots` to the bindings and the metrics of
+    /// the state they were counted for, under one lock.
+    private mutating func hand(_ held: DecisionMemo.Renewal?, slots: Range<Int>) {
         guard let owner = memoOwner else { return }
         let services = owner.steering.services
         var queries = 0
@@ -223,12 +225,14 @@ extension Responder {
             batch.removeAll(keepingCapacity: true)
             swap(&batch, &renewals)
         }
-        memo.drainRenewals(in: slots) { renewal in
+        func add(_ renewal: DecisionMemo.Renewal) {
             guard renewal.service < services.count else { return }
             batch.append(AffinityTable.Renewal(service: services[renewal.service].name, client: renewal.client,
                                                lastSeen: renewal.lastSeen, queries: renewal.queries))
             queries += renewal.queries
         }
+        if let held { add(held) }
+        memo.drainRenewals(in: slots, add)
         guard !batch.isEmpty else { return }
         owner.affinity.renew(batch)
         owner.metrics.bindingsKept(queries)
