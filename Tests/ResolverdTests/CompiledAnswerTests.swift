@@ -97,9 +97,9 @@ import Testing
         #expect(general.compiledAnswers == 0)
     }
 
-    /// Service names: the first query of a client is decided by the general path; the next
-    /// ones within the same state reuse the decision and must give the same bytes (the
-    /// general path's answer for a kept binding).
+    /// Service names: the first query of a client is decided by the fast path and answered
+    /// from the site's template; the next ones within the same state reuse the decision. Both
+    /// must give the general path's bytes (its answer for a kept binding).
     @Test func serviceAnswersFromTheMemoMatchTheGeneralPath() throws {
         var fast = Responder()
         var general = Responder()
@@ -120,6 +120,7 @@ import Testing
             }
         }
         #expect(fastHits > 50, "\(fastHits) service answers from the memo")
+        #expect(fast.decidedAnswers >= 3, "each client's first decision made by the fast path: \(fast.decidedAnswers)")
     }
 
     /// A decision is reused for at most a second, across new load figures, but not after a
@@ -134,7 +135,7 @@ import Testing
             } ? responder.response : nil
         }
         _ = ask(state, at: 1_000_000)
-        #expect(responder.compiledAnswers == 0, "a new binding is decided")
+        #expect(responder.compiledAnswers == 0 && responder.decidedAnswers == 1, "a new binding is decided")
         _ = ask(state, at: 1_000_000.5)
         #expect(responder.compiledAnswers == 1, "and reused")
         _ = ask(state, at: 1_000_001.2)
@@ -207,6 +208,37 @@ import Testing
         memo.drainRenewals(in: 0..<memo.slotCount) { drained.append($0) }
         #expect(drained.count == 3 && drained.allSatisfy { $0.queries == 1 && $0.client != held.client })
         memo.drainRenewals(in: 0..<memo.slotCount) { _ in Issue.record("renewals are handed over once") }
+    }
+
+    /// A decision the fast path makes but cannot answer from one site's template (two
+    /// addresses, the all-down answer) is rendered by the general path: the same bytes as a
+    /// general-path decision, and one decision, not two.
+    @Test func aDecisionNoTemplateHoldsIsRenderedOnce() throws {
+        let cases: [(String, (inout SteeringSnapshot) -> Void)] = [
+            ("two answers", { $0.services[0].answers = 2 }),
+            ("all sites down", { steering in
+                for index in steering.loads.indices { steering.loads[index] = SiteLoad(utilization: 0.1, healthy: false, reportedAt: 999_999) }
+            }),
+        ]
+        for (label, change) in cases {
+            let loaded = try StateLoader.load(configPath: Example.configPath).get().state   // bindings of its own
+            var steering = loaded.steering
+            #expect(steering.services[0].name == "api.svc.example.")
+            change(&steering)
+            let changed = loaded.with(steering: steering)
+            var fast = Responder()
+            var general = Responder()
+            general.usesCompiledAnswers = false
+            let query = Self.packet("api.svc.example.", .a, edns: Example.ecs("198.51.100.0/24"), flags: 0, id: 9)
+            let first = Self.answer(&fast, query, transport: .udp, state: changed)
+            #expect(fast.decidedAnswers == 0 && fast.compiledAnswers == 0, "\(label): rendered by the general path")
+            let counts = changed.affinity.counts
+            #expect(counts.created == 1 && counts.kept == 0 && counts.movedTotal == 0, "\(label): decided once")
+            let reference = Self.answer(&general, query, transport: .udp, state: changed)
+            #expect(first == reference, "\(label)")
+            let records = first.map { Int($0[6]) << 8 | Int($0[7]) }
+            #expect(records == (label == "two answers" ? 2 : 1), "\(label): \(records.map(String.init) ?? "no answer") records")
+        }
     }
 
     /// The fast path hands over what it must not answer itself.

@@ -4,9 +4,10 @@ extension Responder {
     /// Answers the common query from the compiled answers (`AnswerTable`) without decoding
     /// it into values: one question of class IN, an uncompressed name, and at most an OPT
     /// record of version 0 whose only option of interest is ECS. Returns false, having
-    /// written nothing and changed nothing, for anything else (a miss, a cookie, NSID when
-    /// configured, rate limiting on, a malformed message, an answer that needs truncation,
-    /// a service client with no decision to reuse), which the general path then answers.
+    /// written nothing, for anything else (a miss, a cookie, NSID when configured, rate
+    /// limiting on, a malformed message, an answer that needs truncation or more than one
+    /// site's template), which the general path then answers. The one thing it may have done
+    /// by then is a service decision, left in `decided` for the general path to render.
     ///
     /// What it writes is what the general path writes for the same query: the tests compare
     /// the two byte for byte over every compiled name and the query shapes this accepts.
@@ -93,22 +94,36 @@ extension Responder {
         var scope: UInt8 = 0
         var hit: DecisionMemo.Slot? = nil
         var slot = 0
+        var serviceSite = 0
+        var serviceClient: Client? = nil
+        var now = 0.0   // read once, for service names only
         switch kind {
         case .fixed(let fixed):
             compiled = fixed
         case .service(let index):
             let who = Self.client(subnet: subnet, source: context.source)
-            let now = context.now
+            now = context.now
             adoptMemo(state, now: now)
-            guard let (at, found) = memo.find(epoch: state.decisionEpoch, service: index, client: who.client, now: now),
-                  let templates = state.answers.services[index][Int(found.site)] else { return false }
-            slot = at
+            let site: Int
+            let decisionScope: Int
+            if let (at, found) = memo.find(epoch: state.decisionEpoch, service: index, client: who.client, now: now) {
+                (slot, hit) = (at, found)
+                (site, ttl, decisionScope) = (Int(found.site), found.ttl, Int(found.scope))
+            } else {
+                // No decision to reuse: decide here, and answer from the chosen site's
+                // template unless the decision needs the general path's rendering (several
+                // sites, the all-down answer), which then renders this decision.
+                let made = state.decide(service: index, client: who.client, now: now, sequence: context.sequence)
+                decided = (index, made)
+                guard made.decision.sites.count == 1, !made.decision.allDown else { return false }
+                (site, ttl, decisionScope) = (made.decision.sites[0], made.decision.ttl, made.decision.scope)
+            }
+            guard let templates = state.answers.services[index][site] else { return false }
             compiled = qtype == RRType.aaaa.rawValue ? templates.aaaa : templates.a
-            ttl = found.ttl
             // RFC 7871 §7.2.1 and §7.4: the decision's scope for an answer, 0 for NODATA or
             // when the ECS address was not what was used.
-            scope = who.usedSubnet && compiled.answerCount > 0 ? found.scope : 0
-            hit = found
+            scope = who.usedSubnet && compiled.answerCount > 0 ? UInt8(clamping: decisionScope) : 0
+            (serviceSite, serviceClient) = (site, who.client)
         }
 
         // The whole response must fit, or the general path truncates it (RFC 2181 §9).
@@ -116,12 +131,17 @@ extension Responder {
         let limit = context.transport == .tcp ? 65_535 : (edns ? min(payload, Self.maxUDPPayload) : 512)
         guard questionEnd + Int(compiled.length) + optLength <= limit else { return false }
 
-        if case .service(let index) = kind, let hit {
-            // The bookkeeping of the decision this reuses, as `ServingState.decide` does it.
-            // The renewal of a sticky binding is counted in the memo and handed over later.
-            let now = context.now
-            memo.reuse(at: slot, now: now)
-            if compiled.answerCount > 0 { state.countAnswer(service: index, site: Int(hit.site), now: now) }
+        if case .service(let index) = kind {
+            if hit != nil {
+                // The bookkeeping of the decision this reuses, as `ServingState.decide` does
+                // it. The renewal of a sticky binding is counted in the memo and handed over later.
+                memo.reuse(at: slot, now: now)
+            } else if let (_, made) = decided, let serviceClient {
+                decided = nil
+                remember(made, service: index, client: serviceClient, now: now, state: state)
+            }
+            // As `renderService` counts the answers it gives.
+            if compiled.answerCount > 0 { state.countAnswer(service: index, site: serviceSite, now: now) }
         }
 
         rcode = compiled.rcode
@@ -156,6 +176,7 @@ extension Responder {
         }
         state.metrics.query(transport: context.transport, rcode: rcode, ecs: subnet != nil)
         state.metrics.compiled()
+        if case .service = kind, hit == nil { decidedAnswers &+= 1 } else { compiledAnswers &+= 1 }
         return true
     }
 
@@ -170,15 +191,15 @@ extension Responder {
                     tail: writer.bytes[questionEnd..<complete.end])
     }
 
-    /// Remembers a decision of the general path so the client's next queries within a second
-    /// can be answered by `respondFast` (DecisionMemo).
-    mutating func remember(_ made: ServiceDecision, service: ServiceEntry, client: Client, now: Double, state: ServingState) {
+    /// Remembers a decision so the client's next queries within a second can be answered by
+    /// `respondFast` without deciding (DecisionMemo).
+    mutating func remember(_ made: ServiceDecision, service: Int, client: Client, now: Double, state: ServingState) {
         guard made.reusable, !made.decision.allDown, made.decision.sites.count == 1,
               state.rateLimiter == nil else { return }
         adoptMemo(state, now: now)
-        let held = memo.remember(epoch: state.decisionEpoch, service: service.index, client: client, site: made.decision.sites[0],
+        let held = memo.remember(epoch: state.decisionEpoch, service: service, client: client, site: made.decision.sites[0],
                                  ttl: made.decision.ttl, scope: made.decision.scope,
-                                 sticky: state.steering.services[service.index].isSticky, now: now)
+                                 sticky: state.steering.services[service].isSticky, now: now)
         if let held { hand(held, slots: 0..<0) }
     }
 

@@ -68,8 +68,14 @@ public struct Responder {
     /// False answers every query the general way: the reference the fast path is compared
     /// with in tests and benchmarks.
     public var usesCompiledAnswers = true
-    /// Queries answered from compiled answers (`respondFast`), for tests and benchmarks.
+    /// Queries answered from compiled answers (`respondFast`) without a decision: static
+    /// answers and reused ones. For tests and benchmarks.
     public internal(set) var compiledAnswers = 0
+    /// Service queries decided by the fast path and answered from the chosen site's template.
+    public internal(set) var decidedAnswers = 0
+    /// The decision the fast path made for the current query when it then left the query to
+    /// the general path, which renders it (`ServingState.answerService(decided:)`).
+    var decided: (service: Int, made: ServiceDecision)?
 
     /// `memoCapacity`: client decisions remembered for reuse (0 for none: a TCP connection
     /// asks rarely and must not hold two megabytes for it).
@@ -93,8 +99,8 @@ public struct Responder {
         limitName = nil
         early = nil
         // Rate limiting needs the response class and name of every query: general path only.
+        decided = nil
         if usesCompiledAnswers, state.rateLimiter == nil, respondFast(packet, context: context, state: state) {
-            compiledAnswers &+= 1
             return true
         }
         lastComplete = nil
@@ -211,9 +217,11 @@ public struct Responder {
             early = rateLimit(kind, name: service.name, context: context, state: state)
             if early == nil || early == .send {
                 let now = context.now
-                if let made = state.answerService(service, question: question, client: client.client,
-                                                  now: now, sequence: context.sequence, into: &resolution) {
-                    remember(made, service: service, client: client.client, now: now, state: state)
+                let premade = decided.flatMap { $0.service == service.index ? $0.made : nil }
+                decided = nil
+                if let made = state.answerService(service, question: question, client: client.client, now: now,
+                                                  sequence: context.sequence, decided: premade, into: &resolution) {
+                    remember(made, service: service.index, client: client.client, now: now, state: state)
                 }
             }
         } else if question.rrClass == .chaos, question.type == .txt, let identity = state.chaos[question.name] {

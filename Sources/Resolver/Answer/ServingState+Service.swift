@@ -8,23 +8,28 @@ extension ServingState {
     /// without IPv6, and every other type, is NODATA with the SOA (SPEC.md). The decision's
     /// scope becomes the ECS scope.
     @discardableResult
+    ///
+    /// `decided`: the decision the fast path already made for this query and could not
+    /// answer from a template (several sites, the all-down answer, a size limit): it is
+    /// rendered rather than made again, which would count the query twice.
     public func answerService(_ entry: ServiceEntry, question: Question, client: Client, now: Double,
-                              sequence: UInt64, into resolution: inout Resolution) -> ServiceDecision? {
+                              sequence: UInt64, decided: ServiceDecision? = nil,
+                              into resolution: inout Resolution) -> ServiceDecision? {
         resolution.authoritative = true
         let type: RRType = question.type == .any ? .a : question.type
         guard type == .a || type == .aaaa else {
             resolution.authority.append(SectionEntry(owner: entry.zone.origin, rrset: entry.zone.negativeSOA))
             return nil
         }
-        let made = decide(entry, client: client, now: now, sequence: sequence)
+        let made = decided ?? decide(service: entry.index, client: client, now: now, sequence: sequence)
         renderService(entry, owner: question.name, type: type, sites: made.decision.sites, ttl: made.decision.ttl,
                       scope: made.decision.scope, now: now, into: &resolution)
         return made
     }
 
     /// One steering decision for `client`, with its metrics.
-    func decide(_ entry: ServiceEntry, client: Client, now: Double, sequence: UInt64) -> ServiceDecision {
-        let service = steering.services[entry.index]
+    func decide(service index: Int, client: Client, now: Double, sequence: UInt64) -> ServiceDecision {
+        let service = steering.services[index]
         // Time one decision in 64: enough for the histogram, two clock reads spared for the rest.
         let timed = sequence & 63 == 0
         let start = timed ? ContinuousClock.now : nil
