@@ -82,15 +82,32 @@ public enum Affinity {
     ///   - epsilon: the bounded-load slack.
     public static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                               existing: Binding?, newBindingShare: [Int: Double] = [:], epsilon: Double = 0.25) -> Outcome {
+        decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
+               shares: { newBindingShare }, epsilon: epsilon)
+    }
+
+    /// As above, with the shares read only when the client is placed anew (`AffinityTable`
+    /// reads them under its lock).
+    static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
+                       existing: Binding?, shares: () -> [Int: Double], epsilon: Double = 0.25) -> Outcome {
         var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now)
         let key = keyPrefix(for: client)
-        var eligible = decision.candidates.filter { $0.excluded == nil }
         // When every site that is up is overloaded, clients stay where they are and new ones
         // are spread over those sites, rather than all sent to the least bad one.
-        let saturated = eligible.isEmpty
-        if saturated { eligible = decision.candidates.filter { $0.excluded == .overloaded } }
+        let saturated = !decision.candidates.contains { $0.excluded == nil }
+        let candidates = decision.candidates
+        // The eligible sites, as a filter over the candidates rather than a copy of them: a
+        // kept binding (the usual decision) needs only the best of them and their number.
+        let eligible = candidates.lazy.filter { saturated ? $0.excluded == .overloaded : $0.excluded == nil }
+        var best: Candidate? = nil
+        var eligibleCount = 0
+        for candidate in eligible {
+            eligibleCount += 1
+            if let current = best, (current.score, current.site) <= (candidate.score, candidate.site) { continue }
+            best = candidate
+        }
         // Nothing to be sticky about when every site is down: the all-down answer stands.
-        guard let best = eligible.min(by: { ($0.score, $0.site) < ($1.score, $1.site) }) else {
+        guard let best else {
             return Outcome(decision: decision, binding: nil, event: existing == nil ? .created : .moved(.unhealthy), key: key)
         }
         let limit = best.score * (1 + service.affinityMargin)
@@ -99,7 +116,7 @@ public enum Affinity {
         if let existing {
             if now - existing.lastSeen > service.affinityHold {
                 event = .expired
-            } else if let index = snapshot.siteIndex(existing.site), let bound = decision.candidates.first(where: { $0.site == index }) {
+            } else if let index = snapshot.siteIndex(existing.site), let bound = candidates.first(where: { $0.site == index }) {
                 // An overloaded site sheds only its excess: the clients whose hash of (prefix,
                 // site, report) falls below the excess fraction. The report's second is in the
                 // hash so that, if the clients shed were light ones and the next report still
@@ -117,7 +134,7 @@ public enum Affinity {
                     decision.allDown = false
                     decision.sites = answer(first: index, eligible: eligible, count: service.answers)
                     decision.ttl = adaptiveTTL(service: service, chosen: bound, candidates: eligible, snapshot: snapshot)
-                    decision.scope = eligible.count > 1 ? max(decision.scope, key.length) : 0
+                    decision.scope = eligibleCount > 1 ? max(decision.scope, key.length) : 0
                     let renewed = Binding(site: existing.site, boundAt: existing.boundAt, lastSeen: now,
                                           queries: existing.queries + 1, previous: existing.previous)
                     return Outcome(decision: decision, binding: renewed, event: .kept, key: key)
@@ -133,7 +150,8 @@ public enum Affinity {
         }
 
         // Place the client: rendezvous among the sites within the margin of the best.
-        var pool = eligible.filter { $0.score <= limit }
+        var pool: [Candidate] = eligible.filter { $0.score <= limit }
+        let newBindingShare = pool.count > 1 ? shares() : [:]
         if !newBindingShare.isEmpty && pool.count > 1 {
             let fair = 1.0 / Double(pool.count)
             let unloaded = pool.filter { (newBindingShare[$0.site] ?? 0) <= (1 + epsilon) * fair }
@@ -148,7 +166,7 @@ public enum Affinity {
         decision.sites = answer(first: chosen.site, eligible: eligible, count: service.answers)
         decision.ttl = adaptiveTTL(service: service, chosen: chosen, candidates: eligible, snapshot: snapshot)
         // The hash reads the whole key prefix: the answer holds for that prefix, no wider.
-        decision.scope = eligible.count > 1 ? max(decision.scope, key.length) : 0
+        decision.scope = eligibleCount > 1 ? max(decision.scope, key.length) : 0
         var previous: String? = nil
         if case .moved = event { previous = existing?.site }
         let binding = Binding(site: snapshot.sites[chosen.site].id, boundAt: now, lastSeen: now, previous: previous)
@@ -156,7 +174,7 @@ public enum Affinity {
     }
 
     /// The sites of an answer of `count` addresses: `first`, then the best of the others.
-    static func answer(first: Int, eligible: [Candidate], count: Int) -> [Int] {
+    static func answer<Eligible: Sequence<Candidate>>(first: Int, eligible: Eligible, count: Int) -> [Int] {
         guard count > 1 else { return [first] }   // the usual case: no filtered, sorted copy
         return [first] + eligible.filter { $0.site != first }
             .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(count - 1).map(\.site)
@@ -195,7 +213,8 @@ public enum Affinity {
     /// The service TTL, shortened when clients may soon need to move: the site is near
     /// capacity, its report is ageing, or another site is almost as good. Never below 5 s
     /// (or the service TTL if that is lower).
-    static func adaptiveTTL(service: Service, chosen: Candidate, candidates: [Candidate], snapshot: SteeringSnapshot) -> UInt32 {
+    static func adaptiveTTL<Eligible: Sequence<Candidate>>(service: Service, chosen: Candidate, candidates: Eligible,
+                                                           snapshot: SteeringSnapshot) -> UInt32 {
         var ttl = Double(service.ttl)
         if chosen.utilization > 0.8 { ttl *= max(0.25, (1 - chosen.utilization) / 0.2) }
         if let age = chosen.reportAge, age > snapshot.parameters.freshFor { ttl *= 0.5 }

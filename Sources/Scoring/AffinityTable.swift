@@ -25,8 +25,54 @@ public final class AffinityTable: Sendable {
         public var movedTotal: Int { moved.values.reduce(0, +) }
     }
 
+    /// The bindings in shards by client prefix, so that a walk over all of them (the
+    /// directed-load estimate, once a second) takes the lock for one shard at a time: a query
+    /// waits at most for one shard's part of the walk, not for the whole table's.
+    struct Shards {
+        static let count = 64
+        private(set) var tables = [[Key: Binding]](repeating: [:], count: Shards.count)
+        private(set) var total = 0
+
+        /// The shard of a key: a multiplicative hash of its prefix, whose top bits depend on
+        /// every bit of the address (cheaper than the table's own hash, computed again inside).
+        static func shard(of key: Key) -> Int {
+            let bits: UInt64
+            switch key.prefix.address {
+            case .v4(let value): bits = UInt64(value)
+            case .v6(let high, let low): bits = high ^ (low &* 0x9E37_79B9_7F4A_7C15)
+            }
+            return Int(truncatingIfNeeded: ((bits ^ UInt64(key.prefix.length)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
+        }
+
+        subscript(key: Key) -> Binding? {
+            get { tables[Self.shard(of: key)][key] }
+            set {
+                let shard = Self.shard(of: key)
+                let old = newValue.map { tables[shard].updateValue($0, forKey: key) } ?? tables[shard].removeValue(forKey: key)
+                total += (newValue == nil ? 0 : 1) - (old == nil ? 0 : 1)
+            }
+        }
+
+        /// Changes the binding of `key` in place; false when there is none.
+        mutating func modify(_ key: Key, _ body: (inout Binding) -> Void) -> Bool {
+            let shard = Self.shard(of: key)
+            guard let index = tables[shard].index(forKey: key) else { return false }
+            body(&tables[shard].values[index])
+            return true
+        }
+
+        mutating func removeAll(where drop: (Key, Binding) -> Bool) {
+            for shard in tables.indices {
+                tables[shard] = tables[shard].filter { !drop($0.key, $0.value) }
+            }
+            total = tables.reduce(0) { $0 + $1.count }
+        }
+
+        var all: [(Key, Binding)] { tables.flatMap { $0.map { ($0.key, $0.value) } } }
+    }
+
     struct State {
-        var bindings: [Key: Binding] = [:]
+        var bindings = Shards()
         /// Recent new bindings per site ID, decayed with a one-minute half-life, and their
         /// total. Stored in the units of `freshOrigin`: a binding made at `t` adds
         /// 2^((t − origin) / halfLife), so that decaying them all as time passes, which
@@ -52,7 +98,7 @@ public final class AffinityTable: Sendable {
         self.capacity = max(capacity, 10)
     }
 
-    public var count: Int { state.withLock { $0.bindings.count } }
+    public var count: Int { state.withLock { $0.bindings.total } }
     public var counts: Counts { state.withLock { $0.counts } }
 
     public func binding(for key: Key) -> Binding? {
@@ -64,22 +110,24 @@ public final class AffinityTable: Sendable {
     /// outcome is recorded.
     public func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double) -> Affinity.Outcome {
         let key = Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
-        var current = snapshot
+        var moved: SteeringSnapshot? = nil
         var existing: Binding? = nil
-        var shares: [Int: Double] = [:]
         // What the decision reads, under one lock: the load moved since the last publish (only
-        // for the service's own sites, the only ones evaluated), the binding, the shares.
+        // for the service's own sites, the only ones evaluated) and the binding. The shares of
+        // new bindings are read only if the client is placed anew, which a kept binding is not.
+        // The snapshot is copied only when there is moved load to add to it.
         state.withLock { state in
             if !state.sincePublish.isEmpty {
+                var current = snapshot
                 for index in service.sites {
                     if let rate = state.sincePublish[snapshot.sites[index].id] { current.directed[index] += rate }
                 }
+                moved = current
             }
             existing = state.bindings[key]
-            shares = Self.shares(state, of: service.sites, in: snapshot.sites)
         }
-        let outcome = Affinity.decide(service: service, client: client, snapshot: current, now: now,
-                                      existing: existing, newBindingShare: shares)
+        let outcome = Affinity.decide(service: service, client: client, snapshot: moved ?? snapshot, now: now, existing: existing,
+                                      shares: { self.state.withLock { Self.shares($0, of: service.sites, in: snapshot.sites) } })
         // And what it changes, under one more.
         state.withLock { state in
             apply(outcome, key: key, now: now, to: &state)
@@ -117,10 +165,11 @@ public final class AffinityTable: Sendable {
         state.withLock { state in
             for renewal in renewals {
                 let key = Key(service: renewal.service, prefix: Affinity.keyPrefix(for: renewal.client))
-                guard let index = state.bindings.index(forKey: key) else { continue }
-                state.bindings.values[index].lastSeen = max(state.bindings.values[index].lastSeen, renewal.lastSeen)
-                state.bindings.values[index].queries += renewal.queries
-                state.counts.kept += renewal.queries
+                let found = state.bindings.modify(key) { binding in
+                    binding.lastSeen = max(binding.lastSeen, renewal.lastSeen)
+                    binding.queries += renewal.queries
+                }
+                if found { state.counts.kept += renewal.queries }
             }
         }
     }
@@ -144,7 +193,7 @@ public final class AffinityTable: Sendable {
         }
         state.bindings[key] = binding
         if outcome.event != .kept { Self.addFresh(&state, site: binding.site, now: now) }
-        if state.bindings.count > capacity { evict(&state) }
+        if state.bindings.total > capacity { evict(&state) }
     }
 
     /// The share of recent new bindings of each site in `indices` (of `sites`), by index;
@@ -167,9 +216,9 @@ public final class AffinityTable: Sendable {
     @discardableResult
     public func expire(now: Double, hold: (String) -> Double) -> Int {
         state.withLock { state in
-            let before = state.bindings.count
-            state.bindings = state.bindings.filter { now - $0.value.lastSeen <= hold($0.key.service) }
-            let removed = before - state.bindings.count
+            let before = state.bindings.total
+            state.bindings.removeAll { key, binding in now - binding.lastSeen > hold(key.service) }
+            let removed = before - state.bindings.total
             state.counts.expired += removed
             return removed
         }
@@ -195,47 +244,51 @@ public final class AffinityTable: Sendable {
             guard report.reportedAt != nil else { return sum }
             return sum + max(report.utilization, 0) * (report.capacity ?? snapshot.sites[site].capacity)
         }
-        state.withLock { state in
-            // Per binding not yet fully in a report: the site it adds to, the one it left, and
-            // the fraction of each that the reports have not seen yet.
-            var moves: [(to: Int, toShare: Double, from: Int?, fromShare: Double, rate: Double)] = []
-            var totalRate = 0.0
-            for (key, binding) in state.bindings {
-                guard let site = index[binding.site] else { continue }
-                let rate = binding.queryRate(now: now, ttl: ttl[key.service] ?? 20)
-                totalRate += rate
-                let toShare = 1 - snapshot.loads[site].reflects(changeAt: binding.boundAt)
-                let from = binding.previous.flatMap { index[$0] }
-                let fromShare = from.map { 1 - snapshot.loads[$0].reflects(changeAt: binding.boundAt) } ?? 0
-                if toShare > 0 || fromShare > 0 { moves.append((site, toShare, from, fromShare, rate)) }
+        // The moves counted since the last publish start again from here.
+        state.withLock { $0.sincePublish = [:] }
+        // Per binding not yet fully in a report: the site it adds to, the one it left, and
+        // the fraction of each that the reports have not seen yet. One shard per lock, so a
+        // query waits for a sixty-fourth of the walk at most.
+        var moves: [(to: Int, toShare: Double, from: Int?, fromShare: Double, rate: Double)] = []
+        var totalRate = 0.0
+        for shard in 0..<Shards.count {
+            state.withLock { state in
+                for (key, binding) in state.bindings.tables[shard] {
+                    guard let site = index[binding.site] else { continue }
+                    let rate = binding.queryRate(now: now, ttl: ttl[key.service] ?? 20)
+                    totalRate += rate
+                    let toShare = 1 - snapshot.loads[site].reflects(changeAt: binding.boundAt)
+                    let from = binding.previous.flatMap { index[$0] }
+                    let fromShare = from.map { 1 - snapshot.loads[$0].reflects(changeAt: binding.boundAt) } ?? 0
+                    if toShare > 0 || fromShare > 0 { moves.append((site, toShare, from, fromShare, rate)) }
+                }
             }
-            let perQuery = totalRate > 0 && reported > 0 ? reported / totalRate : snapshot.parameters.loadPerAnswer
-            state.perQuery = perQuery
-            state.sincePublish = [:]
-            for move in moves {
-                load[move.to] += move.rate * perQuery * move.toShare
-                if let from = move.from { load[from] -= move.rate * perQuery * move.fromShare }
-            }
+        }
+        let perQuery = totalRate > 0 && reported > 0 ? reported / totalRate : snapshot.parameters.loadPerAnswer
+        state.withLock { $0.perQuery = perQuery }
+        for move in moves {
+            load[move.to] += move.rate * perQuery * move.toShare
+            if let from = move.from { load[from] -= move.rate * perQuery * move.fromShare }
         }
         return load
     }
 
     /// Every binding, for persistence.
     public func entries() -> [(Key, Binding)] {
-        state.withLock { $0.bindings.map { ($0.key, $0.value) } }
+        state.withLock { $0.bindings.all }
     }
 
     /// Restores persisted bindings (keeping any made since start).
     public func restore(_ entries: [(Key, Binding)]) {
         state.withLock { state in
             for (key, binding) in entries where state.bindings[key] == nil { state.bindings[key] = binding }
-            if state.bindings.count > capacity { evict(&state) }
+            if state.bindings.total > capacity { evict(&state) }
         }
     }
 
     private func evict(_ state: inout State) {
-        let excess = state.bindings.count - capacity + capacity / 10
-        let oldest = state.bindings.sorted { $0.value.lastSeen < $1.value.lastSeen }.prefix(excess)
+        let excess = state.bindings.total - capacity + capacity / 10
+        let oldest = state.bindings.all.sorted { $0.1.lastSeen < $1.1.lastSeen }.prefix(excess)
         for (key, _) in oldest { state.bindings[key] = nil }
         state.counts.evicted += oldest.count
     }

@@ -150,23 +150,42 @@ public struct LatencyMap: Sendable {
     /// Looks up a client given as an address and how many of its leading bits are known
     /// (the ECS source prefix, or the full length for a source address).
     public func match(_ address: IPAddress, prefixLength: Int) -> Match {
+        var rtts: [Int: (rtt: Double, prefix: IPPrefix)] = [:]
+        let path = walk(address, prefixLength: prefixLength) { site, rtt, depth in
+            rtts[site] = (rtt, IPPrefix(address: address, length: depth)!)
+        }
+        return Match(rtts: rtts, location: path.location, scope: path.scope)
+    }
+
+    /// What a walk down a client's path found besides the measurements.
+    public struct Path: Sendable {
+        /// Most specific location on the path.
+        public var location: (point: GeoPoint, prefix: IPPrefix)?
+        /// Leading bits of the client address the result depended on.
+        public var scope: Int = 0
+    }
+
+    /// The lookup without building a table: `measured(site, rtt, depth)` is called for every
+    /// measurement on the client's path, the least specific prefix first, so the last call
+    /// for a site is its most specific measurement (`depth`: the prefix's length). Selection
+    /// keeps just the sites of the service it decides for, in place.
+    public func walk(_ address: IPAddress, prefixLength: Int, _ measured: (Int, Double, Int) -> Void) -> Path {
         let nodes = address.family == .ipv4 ? v4 : v6
         let limit = min(max(prefixLength, 0), address.family.bitLength)
-        var result = Match()
+        var result = Path()
         var node = 0
         var depth = 0
         func collect(_ node: Int, depth: Int) {
             let entry = nodes[node].entry
             guard entry >= 0 else { return }
             let data = entries[Int(entry)]
-            let prefix = IPPrefix(address: address, length: depth)!   // masks
             var cursor = data.firstMeasurement
             while cursor >= 0 {
                 let measurement = measurements[Int(cursor)]
-                result.rtts[Int(measurement.site)] = (measurement.rtt, prefix)
+                measured(Int(measurement.site), measurement.rtt, depth)
                 cursor = measurement.next
             }
-            if data.location >= 0 { result.location = (locations[Int(data.location)], prefix) }
+            if data.location >= 0 { result.location = (locations[Int(data.location)], IPPrefix(address: address, length: depth)!) }
         }
         collect(0, depth: 0)
         while depth < limit {

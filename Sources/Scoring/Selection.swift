@@ -111,10 +111,25 @@ public enum Selector {
     ///   - sequence: a per-query counter for the round-robin and weighted baselines.
     public static func select(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                               sequence: UInt64 = 0) -> Decision {
-        let match = snapshot.latency.match(client.address, prefixLength: client.prefixLength)
-        let candidates = service.sites.map { evaluate(site: $0, match: match, snapshot: snapshot, now: now, policy: service.policy) }
-        let eligible = candidates.filter { $0.excluded == nil }
+        let (candidates, match) = evaluate(service: service, client: client, snapshot: snapshot, now: now)
         let count = max(1, service.answers)
+        let rankedPolicy = service.policy == .responseTime || service.policy == .nearest || service.policy == .leastLoaded
+        if rankedPolicy && count == 1 {
+            // The usual case, one address by score: the best and how many are eligible, with
+            // no filtered copy.
+            var best: Candidate? = nil
+            var eligibleCount = 0
+            for candidate in candidates where candidate.excluded == nil {
+                eligibleCount += 1
+                if let current = best, (current.score, current.site) <= (candidate.score, candidate.site) { continue }
+                best = candidate
+            }
+            if let best {
+                let scope = service.policy != .leastLoaded && eligibleCount > 1 ? match.scope : 0
+                return Decision(sites: [best.site], ttl: service.ttl, scope: scope, candidates: candidates, allDown: false)
+            }
+        }
+        let eligible = candidates.filter { $0.excluded == nil }
 
         guard !eligible.isEmpty else {
             switch snapshot.parameters.allDown {
@@ -131,10 +146,7 @@ public enum Selector {
         var dependsOnClient = false
         switch service.policy {
         case .responseTime, .nearest, .leastLoaded:
-            // One answer (the usual case) needs the best, not an order: no sorted copy.
-            chosen = count == 1
-                ? [eligible.min { ($0.score, $0.site) < ($1.score, $1.site) }!.site]
-                : eligible.sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(count).map(\.site)
+            chosen = eligible.sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(count).map(\.site)
             dependsOnClient = service.policy != .leastLoaded
         case .roundRobin:
             let start = Int(sequence % UInt64(eligible.count))
@@ -148,17 +160,45 @@ public enum Selector {
         return Decision(sites: chosen, ttl: service.ttl, scope: scope, candidates: candidates, allDown: false)
     }
 
-    static func evaluate(site index: Int, match: LatencyMap.Match, snapshot: SteeringSnapshot, now: Double,
-                         policy: Policy) -> Candidate {
+    /// Every site of `service` as the model sees it for `client`, in the service's order, and
+    /// what the latency lookup found. The measured RTTs are kept, in one walk down the client's
+    /// path, for the service's own sites only, in scratch space on the stack (for any but a
+    /// very large service): no table per query, and no cost for the other sites of the map.
+    static func evaluate(service: Service, client: Client, snapshot: SteeringSnapshot,
+                         now: Double) -> ([Candidate], LatencyMap.Path) {
+        let count = service.sites.count
+        return withUnsafeTemporaryAllocation(of: (rtt: Double, depth: Int).self, capacity: max(count, 1)) { measured in
+            measured.initialize(repeating: (0, -1))
+            let path = snapshot.latency.walk(client.address, prefixLength: client.prefixLength) { site, rtt, depth in
+                if let position = service.position(of: site) { measured[position] = (rtt, depth) }
+            }
+            var candidates: [Candidate] = []
+            candidates.reserveCapacity(count)
+            for position in 0..<count {
+                var found = measured[position]
+                if found.depth < 0, let first = service.position(of: service.sites[position]), first != position {
+                    found = measured[first]   // a site listed twice: its measurement went to its first place
+                }
+                let rtt = found.depth >= 0
+                    ? (found.rtt, IPPrefix(address: client.address, length: found.depth)!) : nil   // masks
+                candidates.append(evaluate(site: service.sites[position], measured: rtt, path: path, snapshot: snapshot,
+                                           now: now, policy: service.policy))
+            }
+            return (candidates, path)
+        }
+    }
+
+    static func evaluate(site index: Int, measured: (rtt: Double, prefix: IPPrefix)?, path: LatencyMap.Path,
+                         snapshot: SteeringSnapshot, now: Double, policy: Policy) -> Candidate {
         let site = snapshot.sites[index]
         let load = snapshot.loads[index]
         let parameters = snapshot.parameters
 
         let rtt: Double
         let source: LatencyMap.Source
-        if let measured = match.rtts[index] {
+        if let measured {
             (rtt, source) = (measured.rtt, .measured(measured.prefix))
-        } else if let client = match.location, let location = site.location {
+        } else if let client = path.location, let location = site.location {
             (rtt, source) = (client.point.estimatedRTT(to: location), .geo(client.prefix))
         } else {
             (rtt, source) = (parameters.defaultRTT, .defaultRTT)

@@ -44,7 +44,12 @@ public enum AllDownPolicy: String, Sendable {
 public struct Service: Hashable, Sendable {
     public var name: String
     /// Indices into the snapshot's `sites`.
-    public var sites: [Int]
+    public var sites: [Int] {
+        didSet { positions = Self.positions(of: sites) }
+    }
+    /// Site index → its first place in `sites`, for a service of more sites than a scan of
+    /// them is quick for (empty otherwise).
+    private var positions: [Int: Int]
     public var ttl: UInt32
     /// Sites per answer.
     public var answers: Int
@@ -65,12 +70,30 @@ public struct Service: Hashable, Sendable {
                 affinityHold: Double = 300, affinityMargin: Double = 0.2, affinityHoldDown: Double = Service.defaultHoldDown) {
         self.name = name
         self.sites = sites
+        self.positions = Self.positions(of: sites)
         self.ttl = ttl
         self.answers = answers
         self.policy = policy
         self.affinityHold = affinityHold
         self.affinityMargin = affinityMargin
         self.affinityHoldDown = affinityHoldDown
+    }
+
+    /// Where site index `site` is in `sites` (its first place), nil when not there: a scan
+    /// for a few sites, a lookup for many, so a decision stays O(its own sites).
+    @inline(__always)
+    public func position(of site: Int) -> Int? {
+        positions.isEmpty ? sites.firstIndex(of: site) : positions[site]
+    }
+
+    private static let scanned = 16
+
+    private static func positions(of sites: [Int]) -> [Int: Int] {
+        guard sites.count > scanned else { return [:] }
+        var positions: [Int: Int] = [:]
+        positions.reserveCapacity(sites.count)
+        for (position, site) in sites.enumerated() where positions[site] == nil { positions[site] = position }
+        return positions
     }
 }
 

@@ -189,6 +189,27 @@ enum Topology {
     }
 }
 
+/// A service of more sites than are scanned (`Service.position(of:)` looks them up) gets the
+/// measured RTT of each of its own sites, in its own order, a site listed twice included, and
+/// nothing from the map's other sites.
+@Test func aLargeServiceFindsTheMeasurementsOfItsOwnSites() {
+    let sites = (0..<60).map { Site(id: "s\($0)", addresses: [IPAddress("192.0.2.1")!], capacity: 100) }
+    var map = LatencyMap()
+    for site in 0..<60 { map.setRTT(Double(100 + site), prefix: IPPrefix("10.0.0.0/8")!, site: site) }
+    map.setRTT(7, prefix: IPPrefix("10.1.0.0/16")!, site: 42)
+    let members = Array((10..<50).reversed()) + [42]
+    let service = Service(name: "big.", sites: members)
+    let snapshot = SteeringSnapshot(sites: sites, services: [service], latency: map)
+    let decision = Selector.select(service: service, client: Client(address: IPAddress("10.1.2.3")!), snapshot: snapshot, now: 0)
+    #expect(decision.candidates.map(\.site) == members)
+    for candidate in decision.candidates {
+        let expected = candidate.site == 42 ? 7 : Double(100 + candidate.site)
+        #expect(candidate.rtt == expected, "site \(candidate.site)")
+        #expect(candidate.rttSource == .measured(IPPrefix(candidate.site == 42 ? "10.1.0.0/16" : "10.0.0.0/8")!))
+    }
+    #expect(decision.sites == [42] && decision.scope == 16)
+}
+
 @Suite struct LatencyMapTests {
     @Test func smoothsMeasurementsAndRejectsInvalid() {
         var map = LatencyMap()
