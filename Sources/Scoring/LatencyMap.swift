@@ -1,16 +1,12 @@
 /// Round-trip times from client prefixes to sites, with longest-prefix match over IPv4 and
 /// IPv6, and optional locations of prefixes for distance-based estimates.
 ///
-/// Stored as one binary trie per family in flat arrays (no per-node objects). A lookup walks
-/// at most one node per bit of the client's prefix, collecting the most specific measurement
-/// for each site on the way, and reports how many leading bits the result depended on — the
-/// ECS scope (RFC 7871 §7.2.1): every client sharing those bits gets the same result.
+/// Stored as one path-compressed trie per family (`PrefixTrie`, flat arrays, no per-node
+/// objects). A lookup walks the prefixes on the client's path, collecting the most specific
+/// measurement for each site on the way, and reports how many leading bits the result
+/// depended on — the ECS scope (RFC 7871 §7.2.1): every client sharing those bits gets the
+/// same result.
 public struct LatencyMap: Sendable {
-    struct Node: Sendable {
-        var children: (Int32, Int32) = (-1, -1)
-        var entry: Int32 = -1
-    }
-
     /// What one prefix knows. Its prefix is not stored: a lookup knows it from the depth it
     /// found the entry at, and at a million prefixes the 40 bytes each would be the largest
     /// part of the map.
@@ -29,8 +25,8 @@ public struct LatencyMap: Sendable {
         var rtt: Double
     }
 
-    private var v4: [Node] = [Node()]
-    private var v6: [Node] = [Node()]
+    private var v4 = PrefixTrie<UInt32>()
+    private var v6 = PrefixTrie<UInt128>()
     private var entries: [Entry] = []
     private var measurements: [Measurement] = []
     private var locations: [GeoPoint] = []
@@ -46,8 +42,8 @@ public struct LatencyMap: Sendable {
             guard array.capacity > array.count else { return }
             array = array.withUnsafeBufferPointer { Array($0) }
         }
-        exact(&v4)
-        exact(&v6)
+        v4.compact()
+        v6.compact()
         exact(&entries)
         exact(&measurements)
         exact(&locations)
@@ -78,15 +74,14 @@ public struct LatencyMap: Sendable {
 
     /// True when `prefix` itself has an entry (not just a covering one).
     public func hasEntry(_ prefix: IPPrefix) -> Bool {
-        let nodes = prefix.address.family == .ipv4 ? v4 : v6
-        var node = 0
-        for depth in 0..<prefix.length {
-            let next = prefix.address.bit(depth) ? nodes[node].children.1 : nodes[node].children.0
-            guard next >= 0 else { return false }
-            node = Int(next)
+        switch prefix.address {
+        case .v4(let value): return v4.entry(of: value, length: prefix.length) >= 0
+        case .v6(let high, let low): return v6.entry(of: Self.bits(high, low), length: prefix.length) >= 0
         }
-        return nodes[node].entry >= 0
     }
+
+    @inline(__always)
+    private static func bits(_ high: UInt64, _ low: UInt64) -> UInt128 { UInt128(high) << 64 | UInt128(low) }
 
     public mutating func setLocation(_ location: GeoPoint, prefix: IPPrefix) {
         let index = entryIndex(for: prefix)
@@ -99,26 +94,18 @@ public struct LatencyMap: Sendable {
     }
 
     private mutating func entryIndex(for prefix: IPPrefix) -> Int {
-        let isV4 = prefix.address.family == .ipv4
-        var nodes = isV4 ? v4 : v6
-        if isV4 { v4 = [] } else { v6 = [] } // keep the array uniquely referenced while editing
-        defer { if isV4 { v4 = nodes } else { v6 = nodes } }
-        var node = 0
-        for depth in 0..<prefix.length {
-            let bit = prefix.address.bit(depth)
-            var next = bit ? nodes[node].children.1 : nodes[node].children.0
-            if next < 0 {
-                next = Int32(nodes.count)
-                nodes.append(Node())
-                if bit { nodes[node].children.1 = next } else { nodes[node].children.0 = next }
+        func entry<Bits>(in trie: inout PrefixTrie<Bits>, _ bits: Bits) -> Int {
+            let node = trie.node(for: bits, length: prefix.length)
+            if trie.nodes[node].entry < 0 {
+                trie.setEntry(Int32(entries.count), at: node)
+                entries.append(Entry())
             }
-            node = Int(next)
+            return Int(trie.nodes[node].entry)
         }
-        if nodes[node].entry < 0 {
-            nodes[node].entry = Int32(entries.count)
-            entries.append(Entry())
+        switch prefix.address {
+        case .v4(let value): return entry(in: &v4, value)
+        case .v6(let high, let low): return entry(in: &v6, Self.bits(high, low))
         }
-        return Int(nodes[node].entry)
     }
 
     /// Where an RTT came from.
@@ -170,14 +157,9 @@ public struct LatencyMap: Sendable {
     /// for a site is its most specific measurement (`depth`: the prefix's length). Selection
     /// keeps just the sites of the service it decides for, in place.
     public func walk(_ address: IPAddress, prefixLength: Int, _ measured: (Int, Double, Int) -> Void) -> Path {
-        let nodes = address.family == .ipv4 ? v4 : v6
         let limit = min(max(prefixLength, 0), address.family.bitLength)
         var result = Path()
-        var node = 0
-        var depth = 0
-        func collect(_ node: Int, depth: Int) {
-            let entry = nodes[node].entry
-            guard entry >= 0 else { return }
+        func collect(_ entry: Int32, depth: Int) {
             let data = entries[Int(entry)]
             var cursor = data.firstMeasurement
             while cursor >= 0 {
@@ -187,23 +169,9 @@ public struct LatencyMap: Sendable {
             }
             if data.location >= 0 { result.location = (locations[Int(data.location)], IPPrefix(address: address, length: depth)!) }
         }
-        collect(0, depth: 0)
-        while depth < limit {
-            let bit = address.bit(depth)
-            let next = bit ? nodes[node].children.1 : nodes[node].children.0
-            guard next >= 0 else { break }
-            node = Int(next)
-            depth += 1
-            collect(node, depth: depth)
-        }
-        if depth == limit {
-            result.scope = limit
-        } else {
-            // The walk stopped at a node without the client's branch: if the other branch
-            // exists, the next bit decides between this result and another; if not, no longer
-            // prefix exists below this node and the bits walked are all that mattered.
-            let hasChild = nodes[node].children.0 >= 0 || nodes[node].children.1 >= 0
-            result.scope = hasChild ? depth + 1 : depth
+        switch address {
+        case .v4(let value): result.scope = v4.walk(value, limit: limit, collect)
+        case .v6(let high, let low): result.scope = v6.walk(Self.bits(high, low), limit: limit, collect)
         }
         return result
     }

@@ -1,0 +1,134 @@
+/// A path-compressed binary trie (PATRICIA) of address prefixes in one flat array: a node per
+/// prefix that holds data and per point where two prefixes part, not per bit. A million /24s
+/// spread over the IPv4 space take about two million nodes of 20 bytes, where a node per bit
+/// took six million of 12.
+///
+/// It stores, per prefix, an index into its owner's data (`entry`); `LatencyMap` keeps the
+/// data. `Bits` is the address as an integer, most significant bit first (UInt32 for IPv4,
+/// UInt128 for IPv6).
+struct PrefixTrie<Bits: FixedWidthInteger & UnsignedInteger & Sendable>: Sendable {
+    struct Node: Sendable {
+        /// The prefix: its first `length` bits, the rest zero.
+        var bits: Bits
+        var length: UInt8
+        var children: (Int32, Int32) = (-1, -1)
+        var entry: Int32 = -1
+    }
+
+    /// Node 0 is the root, the prefix of length 0.
+    private(set) var nodes: [Node] = [Node(bits: 0, length: 0)]
+
+    static var width: Int { Bits.bitWidth }
+
+    @inline(__always)
+    static func bit(_ bits: Bits, _ index: Int) -> Bool {
+        (bits >> (width - 1 - index)) & 1 == 1
+    }
+
+    /// `bits` with all but the first `length` cleared.
+    @inline(__always)
+    static func masked(_ bits: Bits, _ length: Int) -> Bits {
+        length <= 0 ? 0 : bits & ~(Bits.max >> length)
+    }
+
+    /// How many leading bits `a` and `b` share.
+    @inline(__always)
+    static func common(_ a: Bits, _ b: Bits) -> Int { (a ^ b).leadingZeroBitCount }
+
+    @inline(__always)
+    private static func child(_ node: Node, _ right: Bool) -> Int32 { right ? node.children.1 : node.children.0 }
+
+    private mutating func setChild(_ parent: Int, _ right: Bool, _ child: Int32) {
+        if right { nodes[parent].children.1 = child } else { nodes[parent].children.0 = child }
+    }
+
+    private mutating func append(_ node: Node) -> Int32 {
+        nodes.append(node)
+        return Int32(nodes.count - 1)
+    }
+
+    /// The node of the prefix (`bits`, `length`), made if there is none (splitting the edge
+    /// it falls on).
+    mutating func node(for bits: Bits, length: Int) -> Int {
+        let bits = Self.masked(bits, length)
+        var node = 0
+        while true {
+            // Here the node's prefix is a prefix of (bits, length).
+            let at = Int(nodes[node].length)
+            if at == length { return node }
+            let right = Self.bit(bits, at)
+            let next = Self.child(nodes[node], right)
+            guard next >= 0 else {
+                let leaf = append(Node(bits: bits, length: UInt8(length)))
+                setChild(node, right, leaf)
+                return Int(leaf)
+            }
+            let below = nodes[Int(next)]
+            let shared = min(Self.common(bits, below.bits), length, Int(below.length))
+            if shared == Int(below.length) {
+                node = Int(next)
+                continue
+            }
+            // The prefixes part (or the new one ends) inside the edge: a node where they do.
+            let fork = append(Node(bits: Self.masked(bits, shared), length: UInt8(shared)))
+            setChild(Int(fork), Self.bit(below.bits, shared), next)
+            setChild(node, right, fork)
+            if shared == length { return Int(fork) }
+            let leaf = append(Node(bits: bits, length: UInt8(length)))
+            setChild(Int(fork), Self.bit(bits, shared), leaf)
+            return Int(leaf)
+        }
+    }
+
+    /// The entry of exactly (`bits`, `length`), -1 when it has none.
+    func entry(of bits: Bits, length: Int) -> Int32 {
+        let bits = Self.masked(bits, length)
+        var node = 0
+        while Int(nodes[node].length) < length {
+            let next = Self.child(nodes[node], Self.bit(bits, Int(nodes[node].length)))
+            guard next >= 0, Self.common(bits, nodes[Int(next)].bits) >= Int(nodes[Int(next)].length),
+                  Int(nodes[Int(next)].length) <= length else { return -1 }
+            node = Int(next)
+        }
+        return Int(nodes[node].length) == length ? nodes[node].entry : -1
+    }
+
+    mutating func setEntry(_ entry: Int32, at node: Int) { nodes[node].entry = entry }
+
+    /// Walks the prefixes of `bits` no longer than `limit`, shortest first, calling `visit`
+    /// with each one's entry and length, and returns how many leading bits of `bits` the
+    /// result depended on: the ECS scope (RFC 7871 §7.2.1). That is what a walk of a trie
+    /// with a node per bit would give: the bits walked, plus the next one where another
+    /// prefix branches off there.
+    func walk(_ bits: Bits, limit: Int, _ visit: (Int32, Int) -> Void) -> Int {
+        var node = 0
+        if nodes[0].entry >= 0 { visit(nodes[0].entry, 0) }
+        while true {
+            let current = nodes[node]
+            let at = Int(current.length)
+            if at >= limit { return limit }
+            let right = Self.bit(bits, at)
+            let next = Self.child(current, right)
+            guard next >= 0 else {
+                // No prefix continues the client's way; one that goes the other way makes
+                // the next bit count.
+                return Self.child(current, !right) >= 0 ? at + 1 : at
+            }
+            let below = nodes[Int(next)]
+            let shared = Self.common(bits, below.bits)
+            if shared < Int(below.length) {
+                // The client leaves the edge at bit `shared`, where the prefix below goes on:
+                // that bit counts, unless the client's known bits end first.
+                return min(shared + 1, limit)
+            }
+            if Int(below.length) > limit { return limit }
+            node = Int(next)
+            if below.entry >= 0 { visit(below.entry, Int(below.length)) }
+        }
+    }
+
+    mutating func compact() {
+        guard nodes.capacity > nodes.count else { return }
+        nodes = nodes.withUnsafeBufferPointer { Array($0) }
+    }
+}

@@ -1,0 +1,83 @@
+@testable import Scoring
+import Testing
+
+/// The path-compressed trie against the definition it replaces, a trie with a node per bit:
+/// for random prefixes (clustered, so that they nest and part at every depth) and random
+/// clients, the same prefixes visited in the same order and the same scope.
+@Suite struct PrefixTrieTests {
+    /// xorshift64, seeded: the same cases every run.
+    struct Random {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return state
+        }
+        mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+    }
+
+    /// What a trie with a node per bit gives: every stored prefix of the client, shortest
+    /// first, and the scope — the depth the walk reaches, plus one where a longer prefix
+    /// branches off there.
+    static func reference<Bits: FixedWidthInteger & UnsignedInteger & Sendable>(
+        _ prefixes: [(bits: Bits, length: Int, entry: Int32)], client: Bits, limit: Int
+    ) -> (visited: [Int32], scope: Int) {
+        typealias Trie = PrefixTrie<Bits>
+        func matches(_ bits: Bits, _ depth: Int) -> Bool { Trie.masked(bits, depth) == Trie.masked(client, depth) }
+        let visited = prefixes.filter { $0.length <= limit && matches($0.bits, $0.length) }
+            .sorted { $0.length < $1.length }.map(\.entry)
+        // A node at depth d exists on the client's path when a stored prefix of length ≥ d
+        // agrees with the client on d bits.
+        let reached = (0...limit).last { depth in depth == 0 || prefixes.contains { $0.length >= depth && matches($0.bits, depth) } }!
+        if reached == limit { return (visited, limit) }
+        let branches = prefixes.contains { $0.length > reached && matches($0.bits, reached) }
+        return (visited, branches ? reached + 1 : reached)
+    }
+
+    func check<Bits: FixedWidthInteger & UnsignedInteger & Sendable>(_: Bits.Type, seed: UInt64) {
+        typealias Trie = PrefixTrie<Bits>
+        var random = Random(state: seed)
+        let width = Bits.bitWidth
+        func randomBits() -> Bits {
+            // A few common leading patterns, then random: prefixes nest and part often.
+            var bits = Bits(truncatingIfNeeded: random.next()) << (width - 64) | Bits(truncatingIfNeeded: random.next())
+            bits = Trie.masked(Bits(truncatingIfNeeded: random.below(4)) << (width - 2), 2) | (bits >> 2)
+            return bits
+        }
+        for round in 0..<20 {
+            var trie = Trie()
+            var stored: [(bits: Bits, length: Int, entry: Int32)] = []
+            for _ in 0..<(5 + round * 10) {
+                let length = random.below(width + 1)
+                let bits = Trie.masked(randomBits(), length)
+                let node = trie.node(for: bits, length: length)
+                if trie.nodes[node].entry < 0 {
+                    trie.setEntry(Int32(stored.count), at: node)
+                    stored.append((bits, length, Int32(stored.count)))
+                }
+                #expect(trie.entry(of: bits, length: length) == trie.nodes[node].entry)
+            }
+            #expect(trie.nodes.count <= 2 * stored.count + 1, "a node per prefix and per fork at most")
+            for (bits, length, entry) in stored { #expect(trie.entry(of: bits, length: length) == entry) }
+            for _ in 0..<200 {
+                // Clients near stored prefixes, and anywhere.
+                let near = stored[random.below(stored.count)].bits ^ (Bits(1) << random.below(width))
+                let client = random.below(3) == 0 ? randomBits() : near
+                let limit = random.below(width + 1)
+                let masked = Trie.masked(client, limit)
+                var visited: [Int32] = []
+                let scope = trie.walk(masked, limit: limit) { entry, depth in
+                    visited.append(entry)
+                    #expect(stored[Int(entry)].length == depth)
+                }
+                let expected = Self.reference(stored, client: masked, limit: limit)
+                #expect(visited == expected.visited && scope == expected.scope,
+                        "round \(round), client \(String(masked, radix: 2)) /\(limit)")
+            }
+        }
+    }
+
+    @Test func ipv4MatchesTheBitByBitTrie() { check(UInt32.self, seed: 0x1234_5678_9ABC_DEF1) }
+    @Test func ipv6MatchesTheBitByBitTrie() { check(UInt128.self, seed: 0x0FED_CBA9_8765_4321) }
+}
