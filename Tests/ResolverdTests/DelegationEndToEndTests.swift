@@ -136,6 +136,13 @@ final class DelegationEndToEndTests {
         return Int(total)
     }
 
+    /// fra1's health as the instance's steering state has it (its metrics), nil if not shown.
+    func fra1Healthy(_ instance: Int) throws -> Bool? {
+        let text = try run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(instances[instance].http)/metrics"], timeout: 5).stdout
+        let line = text.split(separator: "\n").first { $0.hasPrefix("resolverd_site_healthy{") && $0.contains("site=\"fra1\"") }
+        return line.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }.map { $0 > 0 }
+    }
+
     func direct(_ instance: Int, _ subnet: String) throws -> String {
         try instances[instance].dns.dig(["api.svc.example.", "A", "+short", "+subnet=\(subnet)"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -181,6 +188,10 @@ final class DelegationEndToEndTests {
                                                                     "--utilization", "0", "--healthy", "false"])
         #expect(report.status == 0, "\(report.stdout)\(report.stderr)")
         #expect(report.stdout.split(separator: "\n").count == 2 && report.stdout.split(separator: "\n").allSatisfy { $0.hasSuffix(": 204") })
+        // A 204 means queued: the steering state takes it at its next flush (within 20 ms).
+        // Both instances must have it before they are asked in step.
+        let deadline = Date().addingTimeInterval(10)
+        while try !(0..<2).allSatisfy({ try fra1Healthy($0) == false }), Date() < deadline { usleep(20_000) }
 
         // Fresh German subnets, each asked of both instances: identical answers (placed by
         // rendezvous hashing among ams1 and par1), and none of them on fra1. Each instance
@@ -199,6 +210,8 @@ final class DelegationEndToEndTests {
                                                 "--site", "fra1", "--token", Self.siteToken, "--utilization", "0.1",
                                                 "--healthy", "true"])
         #expect(partial.status == 0)
+        let recovered = Date().addingTimeInterval(10)
+        while try fra1Healthy(0) != true, Date() < recovered { usleep(20_000) }
         let a = try direct(0, "198.51.77.0/24")
         let b = try direct(1, "198.51.77.0/24")
         #expect(a == "192.0.2.10" && b != "192.0.2.10")
