@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import Testing
+@testable import resolverd
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -164,6 +165,48 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
         #expect(metrics.contains(#"resolverd_http_rejected_total{status="403"} 8"#))
         #expect(metrics.contains(#"resolverd_site_utilization{site="par1"} 0.65"#))
         #expect(metrics.contains("resolverd_dns_queries_total{transport=\"udp\",rcode=\"NOERROR\"}"))
+    }
+
+    /// Load reports are answered ahead of the router (`ReportHandler`), the rest by it: on one
+    /// connection with pipelined requests of both kinds, every answer comes back in the order
+    /// of the requests, and an unusual report path (a query string) is still the router's.
+    @Test func pipelinedReportsAndOtherRequestsAreAnsweredInOrder() throws {
+        let control = try ControlServer()
+        defer { control.dns.stop() }
+        func put(_ path: String, _ token: String, _ body: String) -> String {
+            "PUT \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        let requests = [
+            put("/v1/sites/par1/load", "par1-token-0123456789", #"{"utilization":0.5}"#),
+            "GET /v1/sites HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer admin-token-0123456789\r\n\r\n",
+            put("/v1/sites/fra1/load", "par1-token-0123456789", #"{"utilization":0.5}"#),
+            put("/v1/sites/par1/load?from=test", "par1-token-0123456789", #"{"utilization":0.6}"#),
+            put("/v1/sites/par1/load", "par1-token-0123456789", #"{"utilization":"high"}"#),
+            "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n",
+            put("/v1/sites/par1/load", "par1-token-0123456789", #"{"utilization":0.4}"#),
+        ]
+        let fd = try #require(RawDNS.connectTCP(port: control.httpPort))
+        defer { close(fd) }
+        #expect(RawDNS.sendAll(fd, Array(requests.joined().utf8)))
+        var text = ""
+        let deadline = Date().addingTimeInterval(10)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while text.components(separatedBy: "HTTP/1.1 ").count - 1 < requests.count, Date() < deadline {
+            let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard received > 0 else { break }
+            text += String(decoding: buffer[0..<received], as: UTF8.self)
+        }
+        let statuses = text.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+        #expect(statuses == ["204", "200", "403", "204", "400", "404", "204"], "\(text)")
+    }
+
+    @Test func reportPathsTheHandlerTakes() {
+        let cases: [(String, String?)] = [
+            ("/v1/sites/fra1/load", "fra1"), ("/v1/sites/e-00042/load", "e-00042"),
+            ("/v1/sites//load", nil), ("/v1/sites/a/b/load", nil), ("/v1/sites/fra1/load?x=1", nil),
+            ("/v1/sites/fr%31/load", nil), ("/v1/sites/fra1/loads", nil), ("/v1/loads", nil), ("/v1/sites/load", nil),
+        ]
+        for (path, site) in cases { #expect(ReportHandler.reportSite(path).map(String.init) == site, "\(path)") }
     }
 
     @Test func aReportChangesTheAnswerAndExplainShowsIt() async throws {

@@ -77,6 +77,8 @@ struct Serve: AsyncParsableCommand {
                                  exporter: exporter, checks: checks, logger: logger)
             let application = Application(
                 router: api.router(),
+                // Load reports are answered on the event loop, ahead of the router (ReportHandler).
+                server: .http1(configuration: .init(additionalChannelHandlers: [ReportHandler(api: api)])),
                 configuration: .init(address: .hostname(httpListen.host, port: httpListen.port), serverName: "resolverd"),
                 logger: logger)
             services.append(AuxiliaryService(name: "http api", base: application, logger: logger).configuration)

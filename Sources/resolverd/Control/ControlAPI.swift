@@ -44,24 +44,46 @@ struct ControlAPI: Sendable {
 
     // MARK: Writes
 
+    /// `PUT /v1/sites/:site/load` through the router, for a request `ReportHandler` left to it.
     func putLoad(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        guard let principal = authenticate(request) else { return reject(request, .unauthorized, "missing or unknown bearer token") }
-        let site = context.parameters.get("site") ?? ""
+        let body = await collect(request)
+        let status = acceptLoad(site: context.parameters.get("site") ?? "", authorization: request.headers[.authorization],
+                                body: body, method: "\(request.method)", path: request.uri.path)
+        return status.map { json(["error": $0.reason], status: $0.status) } ?? Response(status: .noContent)
+    }
+
+    /// A refused request: its status and the reason sent back.
+    struct Refusal: Error {
+        var status: HTTPResponse.Status
+        var reason: String
+    }
+
+    /// One site's load report (`PUT /v1/sites/:site/load`), whichever way it came: queued, or
+    /// refused (counted and logged) with the reason. `body` is nil when it was over the limit.
+    /// Synchronous, so that `ReportHandler` answers it on the connection's event loop.
+    func acceptLoad(site: String, authorization: String?, body: [UInt8]?, method: String, path: String) -> Refusal? {
+        func refuse(_ status: HTTPResponse.Status, _ reason: String) -> Refusal {
+            rejected(status, reason, method: method, path: path)
+            return Refusal(status: status, reason: reason)
+        }
+        guard let principal = tokens.current.authenticate(authorization: authorization) else {
+            return refuse(.unauthorized, "missing or unknown bearer token")
+        }
         // Permission before existence, so a site token cannot probe which site names exist.
         switch principal {
         case .site(let own) where own == site: break
         case .admin: break
-        case .site: return reject(request, .forbidden, "this token may report only for its own site")
-        case .measurement: return reject(request, .forbidden, "measurement tokens may not report load")
+        case .site: return refuse(.forbidden, "this token may report only for its own site")
+        case .measurement: return refuse(.forbidden, "measurement tokens may not report load")
         }
-        guard store.state.steering.siteIndex(site) != nil else { return reject(request, .notFound, "unknown site \"\(site)\"") }
-        guard let body = await collect(request) else { return reject(request, .badRequest, "body larger than 64 KiB") }
+        guard store.state.steering.siteIndex(site) != nil else { return refuse(.notFound, "unknown site \"\(site)\"") }
+        guard let body else { return refuse(.badRequest, "body larger than 64 KiB") }
         do {
             let report = try LoadReport.parse(body)
             writer.submit(load: report.siteLoad(at: SteeringClock.now()), site: site)
-            return Response(status: .noContent)
+            return nil
         } catch {
-            return reject(request, .badRequest, error.reason)
+            return refuse(.badRequest, error.reason)
         }
     }
 
@@ -142,19 +164,27 @@ struct ControlAPI: Sendable {
 
     /// Refuses a request: counted, logged without the token, answered with a JSON reason.
     func reject(_ request: Request, _ status: HTTPResponse.Status, _ reason: String) -> Response {
-        exporter.rejected(status: status.code)
-        logger.warning("request rejected", metadata: ["method": "\(request.method)", "path": "\(request.uri.path)",
-                                                      "status": "\(status.code)", "reason": "\(reason)"])
+        rejected(status, reason, method: "\(request.method)", path: request.uri.path)
         return json(["error": reason], status: status)
     }
 
+    private func rejected(_ status: HTTPResponse.Status, _ reason: String, method: String, path: String) {
+        exporter.rejected(status: status.code)
+        logger.warning("request rejected", metadata: ["method": "\(method)", "path": "\(path)",
+                                                      "status": "\(status.code)", "reason": "\(reason)"])
+    }
+
     func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: Self.encode(value))))
+    }
+
+    /// The JSON of every response body: sorted keys, snake case.
+    static func encode<T: Encodable>(_ value: T) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return (try? encoder.encode(value)) ?? Data("{}".utf8)
     }
 }
 
