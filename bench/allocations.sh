@@ -61,7 +61,7 @@ PID=$!
 for _ in $(seq 100); do dig @127.0.0.1 -p "$PORT" svc.example SOA +tries=1 +time=1 >/dev/null 2>&1 && break; sleep 0.1; done
 
 compiled() { curl -s "http://127.0.0.1:$(( PORT + 1 ))/metrics" | awk '/^resolverd_dns_compiled_answers_total/ { print $2 }'; }
-echo "| mix | answered | from compiled answers | allocations on the UDP query path | per answer | rest of the process, per second |"
+echo "| mix | answered | answered by the fast path (compiled answers and templates) | allocations on the UDP query path | per answer | rest of the process, per second |"
 echo "|---|---:|---:|---:|---:|---:|"
 for mix in compiled static svc svc-ecs; do
     # A warm-up second: a client's first queries in a state are decided by the general path;
