@@ -99,13 +99,7 @@ public enum Affinity {
         // The eligible sites, as a filter over the candidates rather than a copy of them: a
         // kept binding (the usual decision) needs only the best of them and their number.
         let eligible = candidates.lazy.filter { saturated ? $0.excluded == .overloaded : $0.excluded == nil }
-        var best: Candidate? = nil
-        var eligibleCount = 0
-        for candidate in eligible {
-            eligibleCount += 1
-            if let current = best, (current.score, current.site) <= (candidate.score, candidate.site) { continue }
-            best = candidate
-        }
+        let (best, eligibleCount) = eligible.bestAndCount()
         // Nothing to be sticky about when every site is down: the all-down answer stands.
         guard let best else {
             return Outcome(decision: decision, binding: nil, event: existing == nil ? .created : .moved(.unhealthy), key: key)

@@ -117,13 +117,7 @@ public enum Selector {
         if rankedPolicy && count == 1 {
             // The usual case, one address by score: the best and how many are eligible, with
             // no filtered copy.
-            var best: Candidate? = nil
-            var eligibleCount = 0
-            for candidate in candidates where candidate.excluded == nil {
-                eligibleCount += 1
-                if let current = best, (current.score, current.site) <= (candidate.score, candidate.site) { continue }
-                best = candidate
-            }
+            let (best, eligibleCount) = candidates.lazy.filter { $0.excluded == nil }.bestAndCount()
             if let best {
                 let scope = service.policy != .leastLoaded && eligibleCount > 1 ? match.scope : 0
                 return Decision(sites: [best.site], ttl: service.ttl, scope: scope, candidates: candidates, allDown: false)
@@ -265,5 +259,20 @@ public enum Selector {
             pool.remove(at: pick)
         }
         return chosen
+    }
+}
+
+extension Sequence<Candidate> {
+    /// The best candidate (the lowest score, then the lowest site index, as a sort would put
+    /// first) and how many there are, in one pass and without a copy.
+    func bestAndCount() -> (best: Candidate?, count: Int) {
+        var best: Candidate? = nil
+        var count = 0
+        for candidate in self {
+            count += 1
+            if let current = best, (current.score, current.site) <= (candidate.score, candidate.site) { continue }
+            best = candidate
+        }
+        return (best, count)
     }
 }
