@@ -8,13 +8,19 @@ public struct Binding: Hashable, Sendable, Codable {
     public var queries: Int
     /// The site the prefix was moved away from when this binding was made, if it was.
     public var previous: String?
+    /// The key is a resolver's own address, not a client subnet (no ECS): the binding carries
+    /// every user of that resolver, and its queries stand for far more requests than a
+    /// subnet's do (`AffinityTable.RequestsPerQuery`).
+    public var viaResolver: Bool
 
-    public init(site: String, boundAt: Double, lastSeen: Double, queries: Int = 1, previous: String? = nil) {
+    public init(site: String, boundAt: Double, lastSeen: Double, queries: Int = 1, previous: String? = nil,
+                viaResolver: Bool = false) {
         self.site = site
         self.boundAt = boundAt
         self.lastSeen = lastSeen
         self.queries = queries
         self.previous = previous
+        self.viaResolver = viaResolver
     }
 
     /// DNS queries per second from the bound prefix since the binding was made; at least one
@@ -129,8 +135,10 @@ public enum Affinity {
                     decision.sites = answer(first: index, eligible: eligible, count: service.answers)
                     decision.ttl = adaptiveTTL(service: service, chosen: bound, candidates: eligible, snapshot: snapshot)
                     decision.scope = eligibleCount > 1 ? max(decision.scope, key.length) : 0
-                    let renewed = Binding(site: existing.site, boundAt: existing.boundAt, lastSeen: now,
-                                          queries: existing.queries + 1, previous: existing.previous)
+                    var renewed = existing
+                    renewed.lastSeen = now
+                    renewed.queries += 1
+                    renewed.viaResolver = client.isSourceAddress
                     return Outcome(decision: decision, binding: renewed, event: .kept, key: key)
                 case nil: event = .moved(.worse)
                 case .unhealthy?: event = .moved(.unhealthy)
@@ -163,7 +171,8 @@ public enum Affinity {
         decision.scope = eligibleCount > 1 ? max(decision.scope, key.length) : 0
         var previous: String? = nil
         if case .moved = event { previous = existing?.site }
-        let binding = Binding(site: snapshot.sites[chosen.site].id, boundAt: now, lastSeen: now, previous: previous)
+        let binding = Binding(site: snapshot.sites[chosen.site].id, boundAt: now, lastSeen: now, previous: previous,
+                              viaResolver: client.isSourceAddress)
         return Outcome(decision: decision, binding: binding, event: event, key: key)
     }
 

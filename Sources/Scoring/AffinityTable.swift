@@ -84,7 +84,9 @@ public final class AffinityTable: Sendable {
         var freshOrigin: Double = 0
         var counts = Counts()
         /// Requests per query, as last estimated by `directedLoad`.
-        var perQuery: Double?
+        var perQuery: RequestsPerQuery?
+        /// The running fit behind `perQuery`'s two figures.
+        var fit = RequestsPerQuery.Fit()
         /// Request rate moved per site ID since `directedLoad` last ran, so that decisions in
         /// between see it at once rather than up to a second later.
         var sincePublish: [String: Double] = [:]
@@ -133,7 +135,8 @@ public final class AffinityTable: Sendable {
             apply(outcome, key: key, now: now, to: &state)
             if let binding = outcome.binding, outcome.event != .kept {
                 // What this placement moves, counted at once for the decisions that follow.
-                let rate = binding.queryRate(now: now, ttl: Double(service.ttl)) * (state.perQuery ?? snapshot.parameters.loadPerAnswer)
+                let rate = binding.queryRate(now: now, ttl: Double(service.ttl))
+                    * (state.perQuery?.of(binding) ?? snapshot.parameters.loadPerAnswer)
                 state.sincePublish[binding.site, default: 0] += rate
                 if let previous = binding.previous { state.sincePublish[previous, default: 0] -= rate }
             }
@@ -229,10 +232,10 @@ public final class AffinityTable: Sendable {
     /// the rate moved away from it since then.
     ///
     /// A binding's request rate is its prefix's DNS query rate × requests per query. The
-    /// latter is measured rather than configured: the load the sites report ÷ the query rate
-    /// of all bindings (so a resolver with a thousand users behind it, which still asks once
-    /// per TTL, counts for what its share of the reports says). `loadPerAnswer` stands in
-    /// until there are reports.
+    /// latter is measured rather than configured (`RequestsPerQuery`): the load the sites
+    /// report ÷ the query rate of all bindings, split between client subnets and resolvers'
+    /// own addresses by what the reports say of each. `loadPerAnswer` stands in until there
+    /// are reports.
     public func directedLoad(snapshot: SteeringSnapshot, now: Double) -> [Double] {
         var ttl: [String: Double] = [:]
         for service in snapshot.services { ttl[service.name] = Double(service.ttl) }
@@ -249,29 +252,47 @@ public final class AffinityTable: Sendable {
         // Per binding not yet fully in a report: the site it adds to, the one it left, and
         // the fraction of each that the reports have not seen yet. One shard per lock, so a
         // query waits for a sixty-fourth of the walk at most.
-        var moves: [(to: Int, toShare: Double, from: Int?, fromShare: Double, rate: Double)] = []
-        var totalRate = 0.0
+        var moves: [(to: Int, toShare: Double, from: Int?, fromShare: Double, rate: Double, viaResolver: Bool)] = []
+        // Query rates, in all and per site as far as its report has seen them, of subnets and
+        // of resolvers: what the fit of requests per query reads.
+        var total = RequestsPerQuery.Rates()
+        var seen = Array(repeating: RequestsPerQuery.Rates(), count: snapshot.sites.count)
         for shard in 0..<Shards.count {
             state.withLock { state in
                 for (key, binding) in state.bindings.tables[shard] {
                     guard let site = index[binding.site] else { continue }
                     let rate = binding.queryRate(now: now, ttl: ttl[key.service] ?? 20)
-                    totalRate += rate
-                    let toShare = 1 - snapshot.loads[site].reflects(changeAt: binding.boundAt)
+                    total.add(rate, viaResolver: binding.viaResolver)
+                    let reflected = snapshot.loads[site].reflects(changeAt: binding.boundAt)
+                    seen[site].add(rate * reflected, viaResolver: binding.viaResolver)
                     let from = binding.previous.flatMap { index[$0] }
                     let fromShare = from.map { 1 - snapshot.loads[$0].reflects(changeAt: binding.boundAt) } ?? 0
-                    if toShare > 0 || fromShare > 0 { moves.append((site, toShare, from, fromShare, rate)) }
+                    if reflected < 1 || fromShare > 0 {
+                        moves.append((site, 1 - reflected, from, fromShare, rate, binding.viaResolver))
+                    }
                 }
             }
         }
-        let perQuery = totalRate > 0 && reported > 0 ? reported / totalRate : snapshot.parameters.loadPerAnswer
-        state.withLock { $0.perQuery = perQuery }
+        let perQuery = state.withLock { state in
+            for site in snapshot.sites.indices where snapshot.loads[site].reportedAt != nil {
+                let report = snapshot.loads[site]
+                state.fit.add(reported: max(report.utilization, 0) * (report.capacity ?? snapshot.sites[site].capacity),
+                              seen: seen[site], at: now)
+            }
+            let perQuery = state.fit.estimate(reported: reported, total: total, fallback: snapshot.parameters.loadPerAnswer)
+            state.perQuery = perQuery
+            return perQuery
+        }
         for move in moves {
-            load[move.to] += move.rate * perQuery * move.toShare
-            if let from = move.from { load[from] -= move.rate * perQuery * move.fromShare }
+            let requests = move.rate * (move.viaResolver ? perQuery.resolver : perQuery.subnet)
+            load[move.to] += requests * move.toShare
+            if let from = move.from { load[from] -= requests * move.fromShare }
         }
         return load
     }
+
+    /// Requests per query as last measured by `directedLoad`: nil before its first run.
+    public var requestsPerQuery: RequestsPerQuery? { state.withLock { $0.perQuery } }
 
     /// Every binding, for persistence.
     public func entries() -> [(Key, Binding)] {

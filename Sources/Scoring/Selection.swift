@@ -63,6 +63,11 @@ public struct Client: Hashable, Sendable, CustomStringConvertible {
         self.prefixLength = length
     }
 
+    /// The whole address is known: the query's source address (a resolver's own, as no ECS
+    /// came with it) rather than a client subnet, which RFC 7871 §11.1 has resolvers cut to
+    /// /24 or /56.
+    public var isSourceAddress: Bool { prefixLength == address.family.bitLength }
+
     public var description: String { "\(address)/\(prefixLength)" }
 }
 
@@ -222,11 +227,11 @@ public enum Selector {
             excluded = .overloaded
         }
 
-        // M/M/1-style queueing: service time stretched by 1 / (1 - ρ), capped.
+        // The site as an M/M/c queue, its c from its capacity and service time (Queueing).
         let serviceMs = load.serviceMs ?? parameters.defaultServiceMs
-        let headroom = 1 - utilization
-        let computeDelay = headroom > serviceMs / parameters.maxComputeMs
-            ? serviceMs / headroom : parameters.maxComputeMs
+        let computeDelay = Queueing.responseTime(serviceMs: serviceMs, utilization: utilization,
+                                                 servers: Queueing.servers(capacity: capacity, serviceMs: serviceMs),
+                                                 cap: parameters.maxComputeMs)
 
         let score: Double
         switch policy {

@@ -217,12 +217,13 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
         #expect(try server.frenchAnswer() == "192.0.2.30\n")
         #expect(try await server.request("PUT", "/v1/sites/par1/load", token: "par1-token-0123456789",
                                          body: #"{"utilization":0.97,"service_ms":10}"#).0 == 204)
-        // 10 ms / (1 − 0.97) = 333 ms at par1: ams1 (10 ms away, unknown load) is now better.
+        // par1 is 4 servers (400 requests/s of 10 ms) at 97 %: 10 ms + a 78 ms wait = 88 ms
+        // (Queueing); ams1 (10 ms away, unknown load) is now better.
         try await eventually { try server.frenchAnswer() == "192.0.2.20\n" }
         let explain = try run(Paths.resolverd, ["explain", "--server", server.base, "api.svc.example.", "203.0.113.0/24"])
         #expect(explain.status == 0)
         #expect(explain.stdout.contains("choice: ams1 (192.0.2.20)"))
-        #expect(explain.stdout.contains("par1    3.0      measured 203.0.113.0/24       0.97   333.3"))
+        #expect(explain.stdout.contains("par1    3.0      measured 203.0.113.0/24       0.97   88.0"))
         // Recovery moves it back, after the hold-down.
         #expect(try await server.request("PUT", "/v1/sites/par1/load", token: "par1-token-0123456789",
                                          body: #"{"utilization":0.1}"#).0 == 204)

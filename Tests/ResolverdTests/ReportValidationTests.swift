@@ -1,4 +1,5 @@
 import Foundation
+import Scoring
 import Testing
 @testable import resolverd
 
@@ -13,8 +14,9 @@ import Testing
         (#"{"utilization":0.42,"capacity":900,"service_ms":8.5,"queue":12,"healthy":false}"#,
          LoadReport(utilization: 0.42, capacity: 900, serviceMs: 8.5, queue: 12, healthy: false)),
         (#"{"utilization":10}"#, LoadReport(utilization: 10, healthy: true)),
-        // CATS L0: measured delay 20 ms at 0.5 → service time 10 ms at low load.
-        (#"{"level":0,"cpu_utilization":0.5,"compute_delay_ms":20}"#, LoadReport(utilization: 0.5, serviceMs: 10, healthy: true)),
+        // CATS L0: a measured delay of 20 ms at 0.5, turned into a service time by `siteLoad`.
+        (#"{"level":0,"cpu_utilization":0.5,"compute_delay_ms":20}"#,
+         LoadReport(utilization: 0.5, healthy: true, computeDelayMs: 20)),
         (#"{"level":1,"compute":0.3,"network":0.9}"#, LoadReport(utilization: 0.3, healthy: true)),
         (#"{"level":2,"score":0.8,"capacity":100}"#, LoadReport(utilization: 0.8, capacity: 100, healthy: true)),
     ]
@@ -37,6 +39,25 @@ import Testing
         (#"{"level":2,"score":1.5}"#, "score must be between 0.0 and 1.0"),
         (#"{"level":1,"utilization":0.5}"#, "unknown field \"utilization\""),
     ]
+
+    /// A level-0 delay becomes the service time the queueing model gives it back with, at the
+    /// report's load and the site's servers: 10 ms for a site of one server (20 ms = 10 / (1 −
+    /// 0.5)), nearly all of the 20 ms for a site of many, which hardly queues at 0.5.
+    @Test func aMeasuredDelayBecomesAServiceTime() throws {
+        let report = try LoadReport.parse(Array(#"{"level":0,"cpu_utilization":0.5,"compute_delay_ms":20}"#.utf8))
+        let single = report.siteLoad(at: 0, configuredCapacity: 1).serviceMs!
+        #expect(abs(single - 10) < 1e-6)
+        for capacity in [1.0, 100, 800, 10_000] {
+            let serviceMs = report.siteLoad(at: 0, configuredCapacity: capacity).serviceMs!
+            let back = Queueing.responseTime(serviceMs: serviceMs, utilization: 0.5,
+                                             servers: Queueing.servers(capacity: capacity, serviceMs: serviceMs), cap: 1000)
+            #expect(abs(back - 20) < 1e-6, "capacity \(capacity): \(serviceMs) ms gives \(back)")
+        }
+        #expect(report.siteLoad(at: 0, configuredCapacity: 10_000).serviceMs! > 19)
+        var own = report
+        own.capacity = 1   // the report's own capacity wins over the configured one
+        #expect(abs(own.siteLoad(at: 0, configuredCapacity: 10_000).serviceMs! - 10) < 1e-6)
+    }
 
     @Test(arguments: accepted.indices)
     func accepts(_ index: Int) {

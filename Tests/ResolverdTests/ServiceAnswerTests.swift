@@ -45,7 +45,7 @@ enum Example {
         ("203.0.113.0/24", .a, "192.0.2.30", 24),      // French network → par1
         ("203.0.113.0/24", .aaaa, nil, 0),             // par1 has no IPv6 → NODATA, scope 0 (RFC 7871 §7.4)
         ("2001:db8:100::/56", .aaaa, "2001:db8:2::20", 56), // Dutch IPv6 → ams1; the binding is per /56
-        ("198.18.7.0/24", .a, "192.0.2.10", 24),       // London: all three within the margin; the hash picks fra1
+        ("198.18.7.0/24", .a, "192.0.2.30", 24),       // London: ams1 and par1 within the margin (fra1 just out); the hash picks par1
         ("0.0.0.0/0", .a, "192.0.2.20", 0),            // ECS /0: the source address decides, scope 0
         ("10.1.2.0/24", .a, "192.0.2.20", 0),          // private ECS: ignored for the source (RFC 7871 §10)
         ("127.0.0.0/24", .a, "192.0.2.20", 0),         // loopback ECS: likewise

@@ -76,11 +76,13 @@ struct ControlAPI: Sendable {
         case .site: return refuse(.forbidden, "this token may report only for its own site")
         case .measurement: return refuse(.forbidden, "measurement tokens may not report load")
         }
-        guard store.state.steering.siteIndex(site) != nil else { return refuse(.notFound, "unknown site \"\(site)\"") }
+        let steering = store.state.steering
+        guard let index = steering.siteIndex(site) else { return refuse(.notFound, "unknown site \"\(site)\"") }
         guard let body else { return refuse(.badRequest, "body larger than 64 KiB") }
         do {
             let report = try LoadReport.parse(body)
-            writer.submit(load: report.siteLoad(at: SteeringClock.now()), site: site)
+            writer.submit(load: report.siteLoad(at: SteeringClock.now(), configuredCapacity: steering.sites[index].capacity),
+                          site: site)
             return nil
         } catch {
             return refuse(.badRequest, error.reason)
@@ -106,7 +108,10 @@ struct ControlAPI: Sendable {
             return reject(request, .notFound, "unknown site \"\(unknown.site)\"")
         }
         let now = SteeringClock.now()
-        writer.submit(loads: reports.map { ($0.site, $0.report.siteLoad(at: now)) })
+        writer.submit(loads: reports.map { report in
+            let capacity = steering.sites[steering.siteIndex(report.site)!].capacity   // all known, checked above
+            return (report.site, report.report.siteLoad(at: now, configuredCapacity: capacity))
+        })
         return Response(status: .noContent)
     }
 

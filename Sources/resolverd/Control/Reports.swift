@@ -14,6 +14,9 @@ struct LoadReport: Equatable {
     var serviceMs: Double?
     var queue: Int?
     var healthy: Bool
+    /// A CATS level-0 report's measured compute delay, under its load: the service time is
+    /// derived from it once the site's capacity is known (`siteLoad`).
+    var computeDelayMs: Double?
 
     static let maxUtilization = 10.0
 
@@ -31,8 +34,8 @@ struct LoadReport: Equatable {
     /// a CATS metric level (draft-ietf-cats-metric-definition), selected by `level`:
     ///
     /// - `level: 0` (raw metrics): `cpu_utilization` (0–10) → utilisation; `compute_delay_ms`
-    ///   — the delay measured now, under load — → service time = delay × (1 − utilisation), so
-    ///   that the queueing model gives the measured delay back at the current load.
+    ///   — the delay measured now, under load — → the service time for which the queueing
+    ///   model gives the measured delay back at the current load (`Queueing.serviceTime`).
     /// - `level: 1` (normalised per category, 0 = idle … 1 = saturated): `compute` →
     ///   utilisation; `network` is accepted and ignored (resolverd measures the network itself).
     /// - `level: 2` (one normalised value, 0 … 1): `score` → utilisation.
@@ -107,9 +110,7 @@ struct LoadReport: Equatable {
                 throw ReportError("cpu_utilization is required at level 0")
             }
             report.utilization = utilization
-            if let delay = try number("compute_delay_ms", range: 0...600_000) {
-                report.serviceMs = delay * max(1 - utilization, 0.01)
-            }
+            report.computeDelayMs = try number("compute_delay_ms", range: 0...600_000)
         case 1:
             guard let compute = try number("compute", range: 0...1) else { throw ReportError("compute is required at level 1") }
             _ = try number("network", range: 0...1)
@@ -131,9 +132,14 @@ struct LoadReport: Equatable {
         return report
     }
 
-    func siteLoad(at now: Double) -> SiteLoad {
-        SiteLoad(utilization: utilization, capacity: capacity, serviceMs: serviceMs, queue: queue,
-                 healthy: healthy, reportedAt: now)
+    /// The report as the steering state keeps it; `configuredCapacity` is the site's, for a
+    /// report that does not give its own.
+    func siteLoad(at now: Double, configuredCapacity: Double) -> SiteLoad {
+        let serviceMs = computeDelayMs.map {
+            Queueing.serviceTime(delayMs: $0, utilization: utilization, capacity: capacity ?? configuredCapacity)
+        } ?? self.serviceMs
+        return SiteLoad(utilization: utilization, capacity: capacity, serviceMs: serviceMs, queue: queue,
+                        healthy: healthy, reportedAt: now)
     }
 }
 

@@ -20,6 +20,8 @@ struct BindingPersister: ServiceLifecycle.Service {
         var site: String
         var boundAt: Double
         var lastSeen: Double
+        /// Absent in snapshots written before it was kept: a client subnet.
+        var viaResolver: Bool?
     }
 
     var path: String { (directory as NSString).appendingPathComponent("bindings.json") }
@@ -38,7 +40,8 @@ struct BindingPersister: ServiceLifecycle.Service {
         let restored: [(AffinityTable.Key, Binding)] = entries.compactMap { entry in
             guard let prefix = IPPrefix(entry.prefix), entry.boundAt.isFinite, entry.lastSeen.isFinite else { return nil }
             return (AffinityTable.Key(service: entry.service, prefix: prefix),
-                    Binding(site: entry.site, boundAt: entry.boundAt, lastSeen: entry.lastSeen))
+                    Binding(site: entry.site, boundAt: entry.boundAt, lastSeen: entry.lastSeen,
+                            viaResolver: entry.viaResolver ?? false))
         }
         store.state.affinity.restore(restored)
         logger.info("bindings restored", metadata: ["count": "\(restored.count)"])
@@ -63,7 +66,7 @@ struct BindingPersister: ServiceLifecycle.Service {
     func save() {
         let entries = store.state.affinity.entries().map { key, binding in
             Entry(service: key.service, prefix: key.prefix.description, site: binding.site,
-                  boundAt: binding.boundAt, lastSeen: binding.lastSeen)
+                  boundAt: binding.boundAt, lastSeen: binding.lastSeen, viaResolver: binding.viaResolver)
         }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
