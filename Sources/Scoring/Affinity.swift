@@ -86,16 +86,20 @@ public enum Affinity {
     ///   - newBindingShare: per site index, its fraction of the new bindings made recently
     ///     (empty: no bound-load limit).
     ///   - epsilon: the bounded-load slack.
+    ///   - demand: requests per second the client brings to the site it is placed on (its
+    ///     binding's expected load, `AffinityTable`); 0 places it as if it weighed nothing.
     public static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
-                              existing: Binding?, newBindingShare: [Int: Double] = [:], epsilon: Double = 0.25) -> Outcome {
+                              existing: Binding?, newBindingShare: [Int: Double] = [:], epsilon: Double = 0.25,
+                              demand: Double = 0) -> Outcome {
         decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
-               shares: { newBindingShare }, epsilon: epsilon)
+               shares: { newBindingShare }, epsilon: epsilon, demand: demand)
     }
 
     /// As above, with the shares read only when the client is placed anew (`AffinityTable`
     /// reads them under its lock).
     static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
-                       existing: Binding?, shares: () -> [Int: Double], epsilon: Double = 0.25) -> Outcome {
+                       existing: Binding?, shares: () -> [Int: Double], epsilon: Double = 0.25,
+                       demand: Double = 0) -> Outcome {
         var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now)
         let key = keyPrefix(for: client)
         // When every site that is up is overloaded, clients stay where they are and new ones
@@ -151,8 +155,21 @@ public enum Affinity {
             }
         }
 
-        // Place the client: rendezvous among the sites within the margin of the best.
+        // Place the client: rendezvous among the sites within the margin of the best, each
+        // with the client's own load added, which no report holds yet (but the site it leaves
+        // has in its figures already): a resolver with many users behind it may not fit on a
+        // small site that looks free, and the best site for it is then another. When it fits
+        // nowhere, it is placed as if it weighed nothing.
         var pool: [Candidate] = eligible.filter { $0.score <= limit }
+        if demand > 0 && !saturated {
+            let current = existing.flatMap { snapshot.siteIndex($0.site) }
+            let loaded = eligible.map { $0.site == current ? $0 : $0.adding(demand, snapshot: snapshot, policy: service.policy) }
+                .filter { $0.excluded == nil }
+            if let bestLoaded = loaded.bestAndCount().best {
+                let limit = bestLoaded.score * (1 + service.affinityMargin)
+                pool = loaded.filter { $0.score <= limit }
+            }
+        }
         let newBindingShare = pool.count > 1 ? shares() : [:]
         if !newBindingShare.isEmpty && pool.count > 1 {
             let fair = 1.0 / Double(pool.count)

@@ -114,6 +114,7 @@ public final class AffinityTable: Sendable {
         let key = Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
         var moved: SteeringSnapshot? = nil
         var existing: Binding? = nil
+        var perQuery: RequestsPerQuery? = nil
         // What the decision reads, under one lock: the load moved since the last publish (only
         // for the service's own sites, the only ones evaluated) and the binding. The shares of
         // new bindings are read only if the client is placed anew, which a kept binding is not.
@@ -127,9 +128,16 @@ public final class AffinityTable: Sendable {
                 moved = current
             }
             existing = state.bindings[key]
+            perQuery = state.perQuery
         }
+        // The load the client brings where it is placed: its binding's query rate (one query
+        // per TTL for a new one) × the requests per query of its kind.
+        let ttl = Double(service.ttl)
+        let queryRate = existing?.queryRate(now: now, ttl: ttl) ?? 1 / max(ttl, 1)
+        let perClientQuery = perQuery.map { client.isSourceAddress ? $0.resolver : $0.subnet } ?? snapshot.parameters.loadPerAnswer
         let outcome = Affinity.decide(service: service, client: client, snapshot: moved ?? snapshot, now: now, existing: existing,
-                                      shares: { self.state.withLock { Self.shares($0, of: service.sites, in: snapshot.sites) } })
+                                      shares: { self.state.withLock { Self.shares($0, of: service.sites, in: snapshot.sites) } },
+                                      demand: queryRate * perClientQuery)
         // And what it changes, under one more.
         state.withLock { state in
             apply(outcome, key: key, now: now, to: &state)

@@ -95,6 +95,39 @@ public struct Candidate: Sendable {
     public var excluded: Exclusion?
 }
 
+extension Candidate {
+    /// This candidate with `requests` per second more at its site: what the site would be
+    /// with one more client's load, which on a small site is no small part of its capacity.
+    public func adding(_ requests: Double, snapshot: SteeringSnapshot, policy: Policy) -> Candidate {
+        guard requests != 0 else { return self }
+        var candidate = self
+        candidate.utilization = max(0, utilization + requests / Selector.capacity(of: site, snapshot))
+        candidate.model(snapshot: snapshot, policy: policy)
+        return candidate
+    }
+
+    /// The model's figures from the candidate's RTT and utilisation: overloaded at the
+    /// threshold, the compute delay of the site as an M/M/c queue (its c from its capacity and
+    /// service time, `Queueing`), and the policy's score.
+    mutating func model(snapshot: SteeringSnapshot, policy: Policy) {
+        let parameters = snapshot.parameters
+        if (excluded == nil || excluded == .overloaded) && policy != .nearest {
+            excluded = utilization >= parameters.overloadUtilization ? .overloaded : nil
+        }
+        let serviceMs = snapshot.loads[site].serviceMs ?? parameters.defaultServiceMs
+        computeDelay = Queueing.responseTime(serviceMs: serviceMs, utilization: utilization,
+                                             servers: Queueing.servers(capacity: Selector.capacity(of: site, snapshot),
+                                                                       serviceMs: serviceMs),
+                                             cap: parameters.maxComputeMs)
+        switch policy {
+        case .responseTime: score = rtt + computeDelay
+        case .nearest: score = rtt
+        case .leastLoaded: score = utilization
+        case .weighted, .roundRobin: score = rtt + computeDelay
+        }
+    }
+}
+
 /// The answer for one client: which sites, for how long, and for which clients it holds.
 public struct Decision: Sendable {
     /// Chosen site indices, best first.
@@ -218,30 +251,20 @@ public enum Selector {
                 utilization = (1 - fade) * load.utilization + fade * parameters.unknownUtilization
             }
         }
-        let capacity = max(load.capacity ?? site.capacity, 1e-9)
+        let capacity = Self.capacity(of: index, snapshot)
         // Directed load is negative where clients have left since the report.
         utilization = max(0, utilization + snapshot.directed[index] / capacity)
         if !load.healthy { excluded = .unhealthy }
         if !snapshot.checksPassing[index] { excluded = .checkFailing }
-        if excluded == nil && policy != .nearest && utilization >= parameters.overloadUtilization {
-            excluded = .overloaded
-        }
+        var candidate = Candidate(site: index, rtt: rtt, rttSource: source, utilization: utilization,
+                                  computeDelay: 0, score: 0, reportAge: age, excluded: excluded)
+        candidate.model(snapshot: snapshot, policy: policy)
+        return candidate
+    }
 
-        // The site as an M/M/c queue, its c from its capacity and service time (Queueing).
-        let serviceMs = load.serviceMs ?? parameters.defaultServiceMs
-        let computeDelay = Queueing.responseTime(serviceMs: serviceMs, utilization: utilization,
-                                                 servers: Queueing.servers(capacity: capacity, serviceMs: serviceMs),
-                                                 cap: parameters.maxComputeMs)
-
-        let score: Double
-        switch policy {
-        case .responseTime: score = rtt + computeDelay
-        case .nearest: score = rtt
-        case .leastLoaded: score = utilization
-        case .weighted, .roundRobin: score = rtt + computeDelay
-        }
-        return Candidate(site: index, rtt: rtt, rttSource: source, utilization: utilization,
-                         computeDelay: computeDelay, score: score, reportAge: age, excluded: excluded)
+    /// Requests per second at full utilisation: the report's figure, else the configured one.
+    static func capacity(of site: Int, _ snapshot: SteeringSnapshot) -> Double {
+        max(snapshot.loads[site].capacity ?? snapshot.sites[site].capacity, 1e-9)
     }
 
     /// Capacity-proportional choice without replacement, driven by a hash of `seed`.

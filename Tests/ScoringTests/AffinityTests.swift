@@ -268,3 +268,41 @@ struct SplitMix: RandomNumberGenerator {
         #expect(placed.count == 3)
     }
 }
+
+@Suite struct PlacementDemandTests {
+    /// A small site nearby (one server's worth: 100 requests/s of 10 ms) at half load, and a
+    /// big one farther away. A light client goes to the small one; a client bringing 30
+    /// requests/s would take it to 80 % (10 / 0.2 = 50 ms) and goes to the big one; one
+    /// bringing 60 would overload it.
+    @Test func aHeavyClientIsPlacedWhereItFits() {
+        let sites = [Site(id: "edge", addresses: [.v4(1)], capacity: 100), Site(id: "dc", addresses: [.v4(2)], capacity: 10_000)]
+        let service = Service(name: "s.", sites: [0, 1], ttl: 20, affinityHold: 300, affinityMargin: 0.2)
+        let snapshot = Sticky.snapshot(rtts: [5, 25], loads: [Sticky.load(0.5, at: 9), Sticky.load(0.5, at: 9)],
+                                       sites: sites, services: [service])
+        func placed(_ demand: Double) -> String {
+            let outcome = Affinity.decide(service: service, client: Sticky.client, snapshot: snapshot, now: 10,
+                                          existing: nil, demand: demand)
+            return sites[outcome.decision.sites[0]].id
+        }
+        #expect(placed(0) == "edge")
+        #expect(placed(5) == "edge")     // 55 %: 5 + 22 ms against 25 + 10
+        #expect(placed(30) == "dc")
+        #expect(placed(60) == "dc")
+        // The explanation still shows the sites as they are, without the client.
+        let outcome = Affinity.decide(service: service, client: Sticky.client, snapshot: snapshot, now: 10, existing: nil, demand: 60)
+        #expect(outcome.decision.candidates[0].utilization == 0.5)
+        // A bound client's own load is in its site's figures already: it stays.
+        let kept = Affinity.decide(service: service, client: Sticky.client, snapshot: snapshot, now: 10,
+                                   existing: Binding(site: "edge", boundAt: 0, lastSeen: 5), demand: 60)
+        #expect(kept.event == .kept && kept.decision.sites == [0])
+    }
+
+    /// When the client fits nowhere, it is placed as if it weighed nothing, not refused.
+    @Test func aClientTooBigForEverySiteIsStillPlaced() {
+        let snapshot = Sticky.snapshot(loads: [Sticky.load(0.5, at: 9), Sticky.load(0.5, at: 9), Sticky.load(0.5, at: 9)])
+        let outcome = Affinity.decide(service: Sticky.service, client: Sticky.client, snapshot: snapshot, now: 10,
+                                      existing: nil, demand: 5_000)
+        let light = Affinity.decide(service: Sticky.service, client: Sticky.client, snapshot: snapshot, now: 10, existing: nil)
+        #expect(!outcome.decision.allDown && outcome.decision.sites == light.decision.sites)
+    }
+}
