@@ -134,7 +134,7 @@ public final class AffinityTable: Sendable {
         // per TTL for a new one) × the requests per query of its kind.
         let ttl = Double(service.ttl)
         let queryRate = existing?.queryRate(now: now, ttl: ttl) ?? 1 / max(ttl, 1)
-        let perClientQuery = perQuery.map { client.isSourceAddress ? $0.resolver : $0.subnet } ?? snapshot.parameters.loadPerAnswer
+        let perClientQuery = perQuery?.of(viaResolver: client.isSourceAddress) ?? snapshot.parameters.loadPerAnswer
         let outcome = Affinity.decide(service: service, client: client, snapshot: moved ?? snapshot, now: now, existing: existing,
                                       shares: { self.state.withLock { Self.shares($0, of: service.sites, in: snapshot.sites) } },
                                       demand: queryRate * perClientQuery)
@@ -292,7 +292,7 @@ public final class AffinityTable: Sendable {
             return perQuery
         }
         for move in moves {
-            let requests = move.rate * (move.viaResolver ? perQuery.resolver : perQuery.subnet)
+            let requests = move.rate * perQuery.of(viaResolver: move.viaResolver)
             load[move.to] += requests * move.toShare
             if let from = move.from { load[from] -= requests * move.fromShare }
         }

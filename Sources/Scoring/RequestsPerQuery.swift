@@ -25,7 +25,10 @@ public struct RequestsPerQuery: Sendable, Equatable {
         self.resolver = resolver
     }
 
-    public func of(_ binding: Binding) -> Double { binding.viaResolver ? resolver : subnet }
+    /// The figure for a binding of that kind (`Binding.viaResolver`, `Client.isSourceAddress`).
+    public func of(viaResolver: Bool) -> Double { viaResolver ? resolver : subnet }
+
+    public func of(_ binding: Binding) -> Double { of(viaResolver: binding.viaResolver) }
 
     /// Query rates of the two kinds.
     public struct Rates: Sendable, Equatable {
