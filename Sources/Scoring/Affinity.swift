@@ -134,11 +134,14 @@ public enum Affinity {
                 // and forth, and an overloaded site does not refill as soon as it has shed.
                 let heldDown = existing.previous != nil && now - existing.boundAt < service.affinityHoldDown
                 switch bound.excluded {
-                case nil where bound.score <= limit || heldDown, .overloaded? where !shed:
+                case nil where bound.score <= limit || heldDown
+                    || !betterElsewhere(than: bound, demand: demand, eligible: eligible, margin: service.affinityMargin,
+                                        snapshot: snapshot, policy: service.policy),
+                     .overloaded? where !shed:
                     decision.allDown = false
                     decision.sites = answer(first: index, eligible: eligible, count: service.answers)
                     decision.ttl = adaptiveTTL(service: service, chosen: bound, candidates: eligible, snapshot: snapshot)
-                    decision.scope = eligibleCount > 1 ? max(decision.scope, key.length) : 0
+                    scope(&decision, eligibleCount: eligibleCount, key: key)
                     var renewed = existing
                     renewed.lastSeen = now
                     renewed.queries += 1
@@ -184,13 +187,57 @@ public enum Affinity {
         decision.allDown = false
         decision.sites = answer(first: chosen.site, eligible: eligible, count: service.answers)
         decision.ttl = adaptiveTTL(service: service, chosen: chosen, candidates: eligible, snapshot: snapshot)
-        // The hash reads the whole key prefix: the answer holds for that prefix, no wider.
-        decision.scope = eligibleCount > 1 ? max(decision.scope, key.length) : 0
+        scope(&decision, eligibleCount: eligibleCount, key: key)
         var previous: String? = nil
         if case .moved = event { previous = existing?.site }
         let binding = Binding(site: snapshot.sites[chosen.site].id, boundAt: now, lastSeen: now, previous: previous,
                               viaResolver: client.isSourceAddress)
         return Outcome(decision: decision, binding: binding, event: event, key: key)
+    }
+
+    /// Whether a client bound to `bound` is better off elsewhere: some other eligible site
+    /// beats it by the margin with the client's own load (`demand`) added there, and with
+    /// both sites' reported utilisation taken `moveStandardErrors` standard errors against
+    /// the move (the other site's up, the bound one's down).
+    ///
+    /// Without the first, a heavy client (a resolver with many users behind it) leaves a site
+    /// that scores a little worse for one that its own arrival makes worse still, and the
+    /// clients of that one move back. Without the second, the sampling noise of a small
+    /// site's report (`SiteLoad.utilizationError`), which near capacity moves the M/M/c delay
+    /// by more than the margin, moves clients back and forth between sites that are equally
+    /// loaded.
+    static func betterElsewhere<Eligible: Sequence<Candidate>>(than bound: Candidate, demand: Double, eligible: Eligible,
+                                                               margin: Double, snapshot: SteeringSnapshot,
+                                                               policy: Policy) -> Bool {
+        let errors = snapshot.parameters.moveStandardErrors
+        func error(_ candidate: Candidate) -> Double {
+            let capacity = Selector.capacity(of: candidate.site, snapshot)
+            return errors * capacity * snapshot.loads[candidate.site].utilizationError(
+                capacity: capacity, defaultWindow: snapshot.parameters.freshFor)
+        }
+        let stay = bound.adding(-error(bound), snapshot: snapshot, policy: policy)
+        return eligible.contains { other in
+            guard other.site != bound.site else { return false }
+            let moved = other.adding(demand + error(other), snapshot: snapshot, policy: policy)
+            return moved.excluded == nil && moved.score * (1 + margin) < stay.score
+        }
+    }
+
+    /// The ECS scope of a sticky answer: the whole binding prefix, which the hash reads, so the
+    /// answer holds for that prefix and no wider; 0 when only one site is eligible.
+    ///
+    /// A scope-0 answer serves every client of the resolver that caches it (RFC 7871 §7.3.1),
+    /// and none of them asks again until it expires. When it is scope 0 only because the
+    /// service's other sites are excluded for now, it gets the shortest TTL: otherwise all of
+    /// them stay on this site for a whole TTL after the others are back, while their bindings
+    /// say they are elsewhere, and then return to those sites at once.
+    static func scope(_ decision: inout Decision, eligibleCount: Int, key: IPPrefix) {
+        if eligibleCount > 1 {
+            decision.scope = max(decision.scope, key.length)
+        } else {
+            decision.scope = 0
+            if decision.candidates.count > 1 { decision.ttl = min(decision.ttl, 5) }
+        }
     }
 
     /// The sites of an answer of `count` addresses: `first`, then the best of the others.

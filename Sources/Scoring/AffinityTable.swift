@@ -90,6 +90,14 @@ public final class AffinityTable: Sendable {
         /// Request rate moved per site ID since `directedLoad` last ran, so that decisions in
         /// between see it at once rather than up to a second later.
         var sincePublish: [String: Double] = [:]
+        /// Per site ID, when above 1: its reported load ÷ the load its bindings stand for at
+        /// the figures of `perQuery` (`directedLoad`). Its clients are heavier than the
+        /// average of their kind, and a client placed from there brings that much more.
+        var heavier: [String: Double] = [:]
+        /// When this table made its first decision, and whether `perQuery` has since been
+        /// measured from reports that showed load (until then it is `loadPerAnswer`, a guess).
+        var started: Double?
+        var measured = false
     }
 
     public let capacity: Int
@@ -115,6 +123,8 @@ public final class AffinityTable: Sendable {
         var moved: SteeringSnapshot? = nil
         var existing: Binding? = nil
         var perQuery: RequestsPerQuery? = nil
+        var weight = 1.0
+        var blind = false
         // What the decision reads, under one lock: the load moved since the last publish (only
         // for the service's own sites, the only ones evaluated) and the binding. The shares of
         // new bindings are read only if the client is placed anew, which a kept binding is not.
@@ -129,22 +139,34 @@ public final class AffinityTable: Sendable {
             }
             existing = state.bindings[key]
             perQuery = state.perQuery
+            if let site = existing?.site, let factor = state.heavier[site] { weight = factor }
+            if state.started == nil { state.started = now }
+            blind = !state.measured && now - (state.started ?? now) < Double(service.ttl)
         }
         // The load the client brings where it is placed: its binding's query rate (one query
-        // per TTL for a new one) × the requests per query of its kind.
+        // per TTL for a new one) × the requests per query of its kind, × how much heavier
+        // than the average the clients of its site are. A flash crowd behind one resolver
+        // makes each of its queries stand for several times the average: counted at the
+        // average, it is placed on a small site that it then overloads, and shed to the
+        // next, back and forth.
         let ttl = Double(service.ttl)
         let queryRate = existing?.queryRate(now: now, ttl: ttl) ?? 1 / max(ttl, 1)
         let perClientQuery = perQuery?.of(viaResolver: client.isSourceAddress) ?? snapshot.parameters.loadPerAnswer
-        let outcome = Affinity.decide(service: service, client: client, snapshot: moved ?? snapshot, now: now, existing: existing,
+        var outcome = Affinity.decide(service: service, client: client, snapshot: moved ?? snapshot, now: now, existing: existing,
                                       shares: { self.state.withLock { Self.shares($0, of: service.sites, in: snapshot.sites) } },
-                                      demand: queryRate * perClientQuery)
+                                      demand: queryRate * perClientQuery * weight)
+        // A table that has just started places its clients blind: it knows neither how much
+        // load they bring nor, without a report since, where they went. Answers of its first
+        // TTL, until reports have measured the load per query, carry the shortest TTL, so that
+        // those placements are looked at again within seconds rather than a whole TTL later.
+        if blind { outcome.decision.ttl = min(outcome.decision.ttl, 5) }
         // And what it changes, under one more.
         state.withLock { state in
             apply(outcome, key: key, now: now, to: &state)
             if let binding = outcome.binding, outcome.event != .kept {
                 // What this placement moves, counted at once for the decisions that follow.
                 let rate = binding.queryRate(now: now, ttl: Double(service.ttl))
-                    * (state.perQuery?.of(binding) ?? snapshot.parameters.loadPerAnswer)
+                    * (state.perQuery?.of(binding) ?? snapshot.parameters.loadPerAnswer) * weight
                 state.sincePublish[binding.site, default: 0] += rate
                 if let previous = binding.previous { state.sincePublish[previous, default: 0] -= rate }
             }
@@ -289,6 +311,15 @@ public final class AffinityTable: Sendable {
             }
             let perQuery = state.fit.estimate(reported: reported, total: total, fallback: snapshot.parameters.loadPerAnswer)
             state.perQuery = perQuery
+            if reported > 0 && total.subnet + total.resolver > 0 { state.measured = true }
+            // Clamped at 20×: a site's few bindings against a noisy report can say anything.
+            state.heavier = [:]
+            for site in snapshot.sites.indices where snapshot.loads[site].reportedAt != nil {
+                let report = snapshot.loads[site]
+                let model = seen[site].subnet * perQuery.subnet + seen[site].resolver * perQuery.resolver
+                let load = max(report.utilization, 0) * (report.capacity ?? snapshot.sites[site].capacity)
+                if model > 0, load > model { state.heavier[snapshot.sites[site].id] = min(load / model, 20) }
+            }
             return perQuery
         }
         for move in moves {
@@ -297,6 +328,12 @@ public final class AffinityTable: Sendable {
             if let from = move.from { load[from] -= requests * move.fromShare }
         }
         return load
+    }
+
+    /// How many times heavier than the average of their kind the clients bound to `site` are,
+    /// as last measured by `directedLoad` (1 when not heavier or not measured).
+    public func clientWeight(site: String) -> Double {
+        state.withLock { $0.heavier[site] ?? 1 }
     }
 
     /// Requests per query as last measured by `directedLoad`: nil before its first run.

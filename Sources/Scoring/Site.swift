@@ -142,6 +142,20 @@ public struct SiteLoad: Hashable, Sendable {
         return min(1, (reportedAt - time) / window)
     }
 
+    /// The standard error of the reported utilisation as a sample of the site's load: over a
+    /// window of T seconds a site of capacity C at utilisation u serves about N = u·C·T
+    /// requests, and with Poisson arrivals and exponential service times (the M/M/c model
+    /// of `Queueing`) the work they bring is compound Poisson, whose coefficient of variation
+    /// is √(2/N); so σ = u·√(2/N) = √(2u / (C·T)). A small site reporting every few seconds
+    /// is a few points of utilisation off either way: near capacity, where the M/M/c delay is
+    /// steep, that is more than the affinity margin. `defaultWindow` stands in for a first
+    /// report. 0 for a site that has not reported.
+    public func utilizationError(capacity: Double, defaultWindow: Double) -> Double {
+        guard reportedAt != nil, capacity > 0 else { return 0 }
+        let span = max(window ?? defaultWindow, 1e-3)
+        return min((2 * max(utilization, 0) / (capacity * span)).squareRoot(), 1)
+    }
+
     /// A site that has not reported yet.
     public static let unknown = SiteLoad(utilization: 0, reportedAt: nil)
 }
@@ -167,6 +181,10 @@ public struct ScoringParameters: Hashable, Sendable {
     /// Requests per second one outstanding answer is expected to bring to its site until
     /// the site's next report shows the real load (anti-herding). 0 turns it off.
     public var loadPerAnswer: Double = 0.05
+    /// A kept client moves to a better-scoring site only if that site still wins with each
+    /// site's reported utilisation taken this many standard errors against the move
+    /// (`SiteLoad.utilizationError`). 0 turns it off.
+    public var moveStandardErrors: Double = 1
 
     public init() {}
 }

@@ -249,9 +249,11 @@ struct Run {
             switch first.action {
             case .report(let site, let utilization):
                 // The server stamps a report with its own clock when it arrives.
+                // As the server's writer does: the report's window is the time since the last.
                 steerer.snapshot.loads[site] = SiteLoad(utilization: utilization,
                                                         serviceMs: scenario.sites[site].serviceMs,
                                                         healthy: true, reportedAt: now)
+                    .measured(after: steerer.snapshot.loads[site])
             case .check(let site, let passing):
                 steerer.snapshot.checksPassing[site] = passing
             case .demand(let region, let factor):

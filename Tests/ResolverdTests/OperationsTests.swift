@@ -45,6 +45,22 @@ import Glibc
     }
 }
 
+/// The `steering` tunables of the scoring model.
+@Suite struct SteeringConfigurationTests {
+    @Test func configurationReadsMoveStandardErrorsAndChecksItsRange() throws {
+        let directory = try Paths.temporaryDirectory()
+        let path = directory + "/resolverd.yaml"
+        try "steering:\n  move-standard-errors: 2.5\nzones: \(Paths.zones)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try Configuration.load(path: path).get().scoring.moveStandardErrors == 2.5)
+        try "zones: \(Paths.zones)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try Configuration.load(path: path).get().scoring.moveStandardErrors == 1)
+        try "steering:\n  move-standard-errors: -1\nzones: \(Paths.zones)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let (_, errors) = Configuration.loadPartial(path: path)
+        #expect(errors.count == 1 && errors[0].description.hasPrefix("resolverd.yaml:2: steering.move-standard-errors"),
+                "\(errors.map(\.description))")
+    }
+}
+
 /// What systemd and a supervisor see of the daemon, with the real binary.
 @Suite(.serialized) struct DaemonOperationsTests {
     @Test func logLinesAreLogfmtOrJSON() throws {

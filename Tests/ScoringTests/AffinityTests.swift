@@ -169,6 +169,22 @@ enum Sticky {
         #expect(decided.event == .kept && decided.binding?.site == other)
     }
 
+    /// With the other sites overloaded, the answer is scope 0: every client of the resolver
+    /// that caches it gets it, so it is kept for the shortest TTL. A service of one site
+    /// answers scope 0 for its full TTL.
+    @Test func aScopeZeroAnswerForWantOfOtherSitesIsShortLived() {
+        let alone = Affinity.decide(service: Sticky.service, client: Sticky.client,
+                                    snapshot: Sticky.snapshot(loads: [Sticky.load(0.3, at: 9), Sticky.load(1.2, at: 9), Sticky.load(1.1, at: 9)]),
+                                    now: 10, existing: nil)
+        #expect(alone.decision.sites == [0] && alone.decision.scope == 0 && alone.decision.ttl == 5)
+        let single = Service(name: "s.", sites: [0], ttl: 20, affinityHold: 300, affinityMargin: 0.2)
+        let only = Affinity.decide(service: single, client: Sticky.client,
+                                   snapshot: Sticky.snapshot(loads: [Sticky.load(0.3, at: 9), Sticky.load(0.3, at: 9), Sticky.load(0.3, at: 9)],
+                                                             services: [single]),
+                                   now: 10, existing: nil)
+        #expect(only.decision.sites == [0] && only.decision.scope == 0 && only.decision.ttl == 20)
+    }
+
     @Test func adaptiveTTLShortensNearCapacityAndOnCloseCalls() {
         let calm = Affinity.decide(service: Sticky.service, client: Sticky.client,
                                    snapshot: Sticky.snapshot(rtts: [10, 30, 30], loads: [Sticky.load(0.3), Sticky.load(0.3), Sticky.load(0.3)]),
@@ -225,6 +241,47 @@ struct SplitMix: RandomNumberGenerator {
         #expect(abs(load[2] - 0.5 * perQuery) < 1e-6)
     }
 
+    /// A site whose reported load is more than its bindings stand for at the measured
+    /// requests per query has heavier clients, by that ratio; one with less is not lighter.
+    @Test func heavierClientsAreMeasuredPerSite() {
+        let snapshot = SteeringSnapshot(sites: Sticky.sites, services: [Sticky.service],
+                                        loads: [Sticky.load(0.5, at: 100), Sticky.load(0.1, at: 100), .unknown])
+        let table = AffinityTable()
+        for third in 0..<20 {   // ten subnets on each of a and b, 0.1 q/s each
+            let key = IPPrefix(address: .v4(UInt32(third) << 8), length: 24)!
+            table.restore([(AffinityTable.Key(service: "s.", prefix: key),
+                            Binding(site: third < 10 ? "a" : "b", boundAt: 0, lastSeen: 200, queries: 20))])
+        }
+        _ = table.directedLoad(snapshot: snapshot, now: 200)
+        // 600 requests/s over 2 q/s: 300 per query, so a's 1 q/s stands for 300 of its 500.
+        #expect(abs(table.clientWeight(site: "a") - 500.0 / 300) < 1e-9)
+        #expect(table.clientWeight(site: "b") == 1)
+        #expect(table.clientWeight(site: "c") == 1)
+    }
+
+    /// A table that has just started answers with the shortest TTL until reports have
+    /// measured the load per query, for one TTL at most.
+    @Test func aNewTableAnswersShortUntilTheLoadIsMeasured() {
+        // One site clearly best, reports a second old: 20 s once the load is known.
+        func reports(_ utilization: Double, at now: Double) -> SteeringSnapshot {
+            Sticky.snapshot(rtts: [10, 30, 30], loads: (0..<3).map { _ in Sticky.load(utilization, at: now - 1) })
+        }
+        func ttl(_ table: AffinityTable, _ third: UInt32, at now: Double, _ utilization: Double = 0) -> UInt32 {
+            table.decide(service: Sticky.service, client: Client(address: .v4(0x1400_0000 | third << 8), prefixLength: 24),
+                         snapshot: reports(utilization, at: now), now: now).decision.ttl
+        }
+        let unmeasured = AffinityTable()
+        #expect(ttl(unmeasured, 1, at: 100) == 5)
+        _ = unmeasured.directedLoad(snapshot: reports(0, at: 101), now: 101)   // no load reported: still a guess
+        #expect(ttl(unmeasured, 2, at: 110) == 5)
+        #expect(ttl(unmeasured, 3, at: 121) == 20, "one TTL after the first decision")
+
+        let measured = AffinityTable()
+        #expect(ttl(measured, 1, at: 100, 0.3) == 5)
+        _ = measured.directedLoad(snapshot: reports(0.3, at: 103), now: 103)
+        #expect(ttl(measured, 2, at: 104, 0.3) == 20)
+    }
+
     /// A report measured over a window reflects a change made inside it in part.
     @Test func reportsReflectChangesByTheirWindow() {
         var report = Sticky.load(0.5, at: 100)
@@ -234,6 +291,58 @@ struct SplitMix: RandomNumberGenerator {
         #expect(report.reflects(changeAt: 95) == 0.5)
         #expect(report.reflects(changeAt: 85) == 1)
         #expect(report.reflects(changeAt: 101) == 0)
+    }
+}
+
+@Suite struct MoveTests {
+    /// Two sites of one server each (100 requests/s of 10 ms, M/M/1) at the same RTT; the
+    /// client is bound to a, at 85 % (76.7 ms), and b at 70 % scores 43.3 ms: more than the
+    /// 20 % margin better.
+    static let sites = [Site(id: "a", addresses: [.v4(1)], capacity: 100), Site(id: "b", addresses: [.v4(2)], capacity: 100)]
+    static let service = Service(name: "s.", sites: [0, 1], ttl: 20, affinityHold: 300, affinityMargin: 0.2)
+    static let bound = Binding(site: "a", boundAt: 0, lastSeen: 5)
+
+    static func snapshot(window: Double, errors: Double = 1, b: Double = 0.7) -> SteeringSnapshot {
+        var snapshot = Sticky.snapshot(rtts: [10, 10], loads: [0.85, b].map { Sticky.load($0, at: 100).measured(after: Sticky.load(0, at: 100 - window)) },
+                                       sites: sites, services: [service])
+        snapshot.parameters.moveStandardErrors = errors
+        return snapshot
+    }
+
+    /// σ = √(2u / (C·T)): at 50 % of 240 requests/s over 5 s, √(1/1200).
+    @Test func utilisationErrorOfAReport() {
+        let report = SiteLoad(utilization: 0.5, reportedAt: 10).measured(after: SiteLoad(utilization: 0.4, reportedAt: 5))
+        #expect(abs(report.utilizationError(capacity: 240, defaultWindow: 10) - (1.0 / 1200).squareRoot()) < 1e-12)
+        #expect(abs(SiteLoad(utilization: 0.5, reportedAt: 10).utilizationError(capacity: 240, defaultWindow: 10)
+                    - (1.0 / 2400).squareRoot()) < 1e-12, "a first report: the default window")
+        #expect(SiteLoad.unknown.utilizationError(capacity: 240, defaultWindow: 10) == 0)
+        #expect(SiteLoad(utilization: 0.5, reportedAt: 10).utilizationError(capacity: 0, defaultWindow: 10) == 0)
+    }
+
+    /// Measured over 5 s, each site's utilisation is ±5–6 points (σ = √(2u/500)); a at
+    /// 79 % against b at 75 % is within the margin, so the client stays. Over 500 s the
+    /// figures are good to half a point and it moves; so it does with the guard off, or when
+    /// b is clearly better (40 %).
+    @Test func aKeptClientDoesNotMoveOnTheNoiseOfSmallReports() {
+        func event(_ snapshot: SteeringSnapshot) -> BindingEvent {
+            Affinity.decide(service: Self.service, client: Sticky.client, snapshot: snapshot, now: 101, existing: Self.bound).event
+        }
+        #expect(event(Self.snapshot(window: 5)) == .kept)
+        #expect(event(Self.snapshot(window: 500)) == .moved(.worse))
+        #expect(event(Self.snapshot(window: 5, errors: 0)) == .moved(.worse))
+        #expect(event(Self.snapshot(window: 5, b: 0.4)) == .moved(.worse))
+    }
+
+    /// A client bringing 40 requests/s would take b to 110 %: it stays on a. A light one moves.
+    @Test func aHeavyClientDoesNotMoveWhereItsOwnLoadMakesItWorse() {
+        let snapshot = Self.snapshot(window: 500, errors: 0, b: 0.5)
+        func event(_ demand: Double) -> BindingEvent {
+            Affinity.decide(service: Self.service, client: Sticky.client, snapshot: snapshot, now: 101,
+                            existing: Self.bound, demand: demand).event
+        }
+        #expect(event(0) == .moved(.worse))
+        #expect(event(5) == .moved(.worse))    // b at 55 %: 32.2 ms × 1.2 < 76.7
+        #expect(event(40) == .kept)
     }
 }
 

@@ -172,7 +172,8 @@ extension ScoringParameters {
     /// The `steering` keys that set scoring parameters (SPEC.md), shared by the configuration
     /// and simulation scenarios.
     static let configKeys: Set<String> = ["fresh-for", "stale-after", "unknown-utilization", "default-service-ms",
-                                          "max-compute-ms", "all-down", "load-per-answer"]
+                                          "max-compute-ms", "all-down", "load-per-answer",
+                                          "move-standard-errors"]
 
     /// Sets the parameter named `field` (one of `configKeys`) from `item`.
     mutating func read(_ field: String, _ item: Node, path: String, reader: ConfigReader) {
@@ -182,6 +183,7 @@ extension ScoringParameters {
         case "unknown-utilization": unknownUtilization = reader.double(item, path, range: 0...1) ?? unknownUtilization
         case "default-service-ms": defaultServiceMs = reader.double(item, path, range: 0.001...60_000) ?? defaultServiceMs
         case "load-per-answer": loadPerAnswer = reader.double(item, path, range: 0...1e6) ?? loadPerAnswer
+        case "move-standard-errors": moveStandardErrors = reader.double(item, path, range: 0...10) ?? moveStandardErrors
         case "max-compute-ms": maxComputeMs = reader.double(item, path, range: 1...600_000) ?? maxComputeMs
         default:
             guard let text = reader.string(item, path) else { return }
