@@ -118,7 +118,7 @@ public enum Affinity {
 
         var event: BindingEvent = .created
         if let existing {
-            if now - existing.lastSeen > service.affinityHold {
+            if now - existing.lastSeen > service.bindingLifetime {
                 event = .expired
             } else if let index = snapshot.siteIndex(existing.site), let bound = candidates.first(where: { $0.site == index }) {
                 // An overloaded site sheds only its excess: the clients whose hash of (prefix,

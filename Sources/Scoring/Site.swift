@@ -63,6 +63,12 @@ public struct Service: Hashable, Sendable {
     public var affinityHoldDown: Double
     public static let defaultHoldDown: Double = 30
 
+    /// Seconds a binding lives after its last query: `affinityHold`, but at least two TTLs. A
+    /// resolver asks at most once per TTL (later if it stretches TTLs), so a hold of one TTL
+    /// forgets its binding between two of its queries: it is placed anew each time, and its
+    /// load, which has been at its old site all along, is counted again at the new one.
+    public var bindingLifetime: Double { max(affinityHold, 2 * Double(ttl)) }
+
     /// Whether answers use sticky bindings (Affinity) rather than a fresh choice per query.
     public var isSticky: Bool { affinityHold > 0 && policy == .responseTime }
 

@@ -61,6 +61,21 @@ enum Sticky {
         #expect(outcome.binding?.site != "a" && outcome.decision.sites[0] != 0)
     }
 
+    /// With a 300 s TTL a resolver asks every 300 s or more: a hold of 300 s keeps its binding
+    /// for two TTLs, not one.
+    @Test func aBindingOutlivesTwoTTLs() {
+        let long = Service(name: "s.", sites: [0, 1, 2], ttl: 300, affinityHold: 300, affinityMargin: 0.2)
+        #expect(long.bindingLifetime == 600 && Sticky.service.bindingLifetime == 300)
+        let bound = Binding(site: "c", boundAt: 0, lastSeen: 100)
+        let loads = [Sticky.load(0.3, at: 700), Sticky.load(0.3, at: 700), Sticky.load(0.3, at: 700)]
+        func event(at now: Double) -> BindingEvent {
+            Affinity.decide(service: long, client: Sticky.client, snapshot: Sticky.snapshot(loads: loads, services: [long]),
+                            now: now, existing: bound).event
+        }
+        #expect(event(at: 405) == .kept)
+        #expect(event(at: 701) == .expired)
+    }
+
     @Test func expiresAfterHoldWithoutQueries() {
         let bound = Binding(site: "c", boundAt: 0, lastSeen: 100)
         let loads = [Sticky.load(0.3, at: 400), Sticky.load(0.3, at: 400), Sticky.load(0.3, at: 400)]

@@ -59,7 +59,7 @@ struct BindingPersister: ServiceLifecycle.Service {
 
     func sweep() {
         let state = store.state
-        let holds = Dictionary(state.steering.services.map { ($0.name, $0.affinityHold) }, uniquingKeysWith: { a, _ in a })
+        let holds = Dictionary(state.steering.services.map { ($0.name, $0.bindingLifetime) }, uniquingKeysWith: { a, _ in a })
         state.affinity.expire(now: SteeringClock.now()) { holds[$0] ?? 0 }
     }
 
