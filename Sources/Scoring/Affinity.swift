@@ -236,7 +236,7 @@ public enum Affinity {
             decision.scope = max(decision.scope, key.length)
         } else {
             decision.scope = 0
-            if decision.candidates.count > 1 { decision.ttl = min(decision.ttl, 5) }
+            if decision.candidates.count > 1 { decision.ttl = min(decision.ttl, shortestTTL) }
         }
     }
 
@@ -277,9 +277,15 @@ public enum Affinity {
         return (Double(hash >> 11) + 0.5) / Double(1 << 53)
     }
 
+    /// The shortest TTL of a sticky answer (or the service's TTL, if that is shorter): clients
+    /// come back within seconds, and a resolver's cache still absorbs its users' queries. The
+    /// adaptive TTL stops here, and answers that must be looked at again soon get it outright
+    /// (`scope`, and a new `AffinityTable`).
+    public static let shortestTTL: UInt32 = 5
+
     /// The service TTL, shortened when clients may soon need to move: the site is near
-    /// capacity, its report is ageing, or another site is almost as good. Never below 5 s
-    /// (or the service TTL if that is lower).
+    /// capacity, its report is ageing, or another site is almost as good. Never below
+    /// `shortestTTL`.
     static func adaptiveTTL<Eligible: Sequence<Candidate>>(service: Service, chosen: Candidate, candidates: Eligible,
                                                            snapshot: SteeringSnapshot) -> UInt32 {
         var ttl = Double(service.ttl)
@@ -287,7 +293,7 @@ public enum Affinity {
         if let age = chosen.reportAge, age > snapshot.parameters.freshFor { ttl *= 0.5 }
         let runnerUp = candidates.lazy.filter { $0.site != chosen.site }.map(\.score).min()
         if let runnerUp, runnerUp <= chosen.score * 1.05 { ttl *= 0.5 }
-        return UInt32(max(min(5, Double(service.ttl)), ttl.rounded()))
+        return UInt32(max(Double(min(shortestTTL, service.ttl)), ttl.rounded()))
     }
 }
 

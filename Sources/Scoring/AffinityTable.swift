@@ -159,7 +159,7 @@ public final class AffinityTable: Sendable {
         // load they bring nor, without a report since, where they went. Answers of its first
         // TTL, until reports have measured the load per query, carry the shortest TTL, so that
         // those placements are looked at again within seconds rather than a whole TTL later.
-        if blind { outcome.decision.ttl = min(outcome.decision.ttl, 5) }
+        if blind { outcome.decision.ttl = min(outcome.decision.ttl, Affinity.shortestTTL) }
         // And what it changes, under one more.
         state.withLock { state in
             apply(outcome, key: key, now: now, to: &state)

@@ -248,8 +248,8 @@ struct Run {
             pending.removeFirst()
             switch first.action {
             case .report(let site, let utilization):
-                // The server stamps a report with its own clock when it arrives.
-                // As the server's writer does: the report's window is the time since the last.
+                // As the server's writer does: a report is stamped with its clock when it
+                // arrives, and measured over the time since the site's previous one.
                 steerer.snapshot.loads[site] = SiteLoad(utilization: utilization,
                                                         serviceMs: scenario.sites[site].serviceMs,
                                                         healthy: true, reportedAt: now)
