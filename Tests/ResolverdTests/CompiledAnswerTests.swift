@@ -178,6 +178,52 @@ import Testing
         #expect(reloaded.dataGeneration != state.dataGeneration && reloaded.decisionEpoch != state.decisionEpoch)
     }
 
+    /// A UDP worker adds the fast path's answer counts to the ledger and the answer metrics
+    /// once per batch (`defersCounts`, `flushCounts`): nothing before the flush, and after it
+    /// what answering one by one gives, in the seconds the answers were given.
+    @Test func deferredCountsReachTheLedgerAsAnswersOneByOneDo() throws {
+        let direct = try StateLoader.load(configPath: Example.configPath).get().state
+        let batched = try StateLoader.load(configPath: Example.configPath).get().state
+        var single = Responder()
+        var deferring = Responder()
+        deferring.defersCounts = true
+        let queries = [Self.packet("api.svc.example.", .a, edns: nil, flags: 0, id: 1),
+                       Self.packet("api.svc.example.", .aaaa, edns: EDNS(), flags: 0, id: 2),
+                       Self.packet("www.svc.example.", .a, edns: nil, flags: 0, id: 3)]
+        let sources = ["198.51.100.7", "203.0.113.9", "192.0.2.99", "2001:db8:aa00::1", "100.1.2.3"]
+        func ask(_ responder: inout Responder, _ state: ServingState, _ query: [UInt8], from source: String, at now: Double) {
+            let answered = query.withUnsafeBytes {
+                responder.respond(to: $0, context: RequestContext(transport: .udp, source: IPAddress(source), now: now), state: state)
+            }
+            #expect(answered)
+        }
+        func total(_ state: ServingState) -> Int { state.metrics.answerSeries().reduce(0) { $0 + $1.count } }
+        var now = 1_000_000.2
+        for round in 0..<25 {
+            for query in queries {
+                for source in sources {
+                    ask(&single, direct, query, from: source, at: now)
+                    ask(&deferring, batched, query, from: source, at: now)
+                }
+            }
+            // A batch of three rounds, which crosses a second now and then.
+            if round % 3 == 2 { deferring.flushCounts(to: batched) }
+            now += 0.37
+        }
+        #expect(deferring.compiledAnswers > 100 && deferring.compiledAnswers == single.compiledAnswers)
+        #expect(total(batched) < total(direct), "the last batch waits for its flush")
+        deferring.flushCounts(to: batched)
+        #expect(total(direct) > 100 && total(batched) == total(direct))
+        #expect(batched.metrics.answerSeries().map(\.count) == direct.metrics.answerSeries().map(\.count))
+        for site in 0..<direct.ledger.siteCount {
+            for second in 1_000_000...Int(now) {
+                let at = Double(second) + 0.5
+                #expect(batched.ledger.answers(site: site, since: at - 1, now: at) == direct.ledger.answers(site: site, since: at - 1, now: at),
+                        "site \(site), second \(second)")
+            }
+        }
+    }
+
     /// Clients whose hashes share a set do not evict each other while the set has room; a
     /// client past that takes one slot; a reuse's renewal is held until handed over, and
     /// handed over when its slot is taken.

@@ -141,7 +141,7 @@ extension Responder {
                 remember(made, service: index, client: serviceClient, now: now, state: state)
             }
             // As `renderService` counts the answers it gives.
-            if compiled.answerCount > 0 { state.countAnswer(service: index, site: serviceSite, now: now) }
+            if compiled.answerCount > 0 { countAnswer(service: index, site: serviceSite, now: now, state: state) }
         }
 
         rcode = compiled.rcode
@@ -174,8 +174,8 @@ extension Responder {
             options.clientSubnet = subnet
             writeOPT(dnssecOK: dnssecOK, extendedRCode: 0, options: options)
         }
-        state.metrics.query(transport: context.transport, rcode: rcode, ecs: subnet != nil)
-        state.metrics.compiled()
+        pending.query(transport: context.transport, rcode: rcode, ecs: subnet != nil)
+        if !defersCounts { pending.flush(to: state) }
         if case .service = kind, hit == nil { decidedAnswers &+= 1 } else { compiledAnswers &+= 1 }
         return true
     }

@@ -16,8 +16,9 @@ public struct RequestContext: Sendable {
     /// The source address of the packet; the ECS address takes its place for selection.
     public var source: IPAddress?
 
-    /// Seconds on the steering clock, injected by tests; nil means "read the clock", which is
-    /// done only for the queries that need it (service names), not for static answers.
+    /// Seconds on the steering clock, read by the caller (a UDP worker, once per batch) or
+    /// injected by tests; nil means "read the clock", which is done only for the queries that
+    /// need it (service names), not for static answers.
     public var injectedNow: Double?
     /// A per-transport query counter for the round-robin and weighted baselines.
     public var sequence: UInt64
@@ -76,6 +77,11 @@ public struct Responder {
     /// The decision the fast path made for the current query when it then left the query to
     /// the general path, which renders it (`ServingState.answerService(decided:)`).
     var decided: (service: Int, made: ServiceDecision)?
+    /// The fast path's counts not yet added to the state's ledger and metrics.
+    var pending = PendingCounts()
+    /// True leaves them to the caller's `flushCounts(to:)`, due before the responder answers
+    /// from another state (a UDP worker: after each batch); false flushes after each answer.
+    public var defersCounts = false
 
     /// `memoCapacity`: client decisions remembered for reuse (0 for none: a TCP connection
     /// asks rarely and must not hold two megabytes for it).

@@ -34,16 +34,21 @@ public final class AnswerLedger: Sendable {
     }
 
     public func record(site: Int, now: Double) {
-        guard site >= 0 && site < siteCount else { return }
-        let second = Int(now)
+        record(second: Int(now), CollectionOfOne((site: site, answers: 1)))
+    }
+
+    /// Answers counted elsewhere (`PendingCounts`) in second `second`, under one lock.
+    func record(second: Int, _ answers: some Sequence<(site: Int, answers: Int)>) {
         let slot = second % window
         buckets.withLock { state in
             if state.seconds[slot] != second {
                 state.seconds[slot] = second
                 for index in 0..<siteCount where !state.counts[index].isEmpty { state.counts[index][slot] = 0 }
             }
-            if state.counts[site].isEmpty { state.counts[site] = Array(repeating: 0, count: window) }
-            state.counts[site][slot] &+= 1
+            for (site, count) in answers where site >= 0 && site < siteCount {
+                if state.counts[site].isEmpty { state.counts[site] = Array(repeating: 0, count: window) }
+                state.counts[site][slot] &+= Int32(truncatingIfNeeded: count)
+            }
         }
     }
 

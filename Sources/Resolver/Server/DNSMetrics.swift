@@ -116,18 +116,31 @@ public final class DNSMetrics: Sendable {
     }
 
     func query(transport: Transport, rcode: ResponseCode, ecs: Bool) {
-        let slot = Self.labelled.firstIndex(of: rcode) ?? Self.labelled.count
-        queries[transport == .udp ? 0 : 1][slot].increment()
+        queries[transport == .udp ? 0 : 1][Self.slot(of: rcode)].increment()
         if ecs { ecsQueries.increment() }
+    }
+
+    /// The counter slot of `rcode` (`labelled`, then "other"): what `PendingCounts` counts by.
+    static func slot(of rcode: ResponseCode) -> Int { labelled.firstIndex(of: rcode) ?? labelled.count }
+    /// Counter slots per transport.
+    static let slotCount = labelled.count + 1
+
+    /// `count` queries of `transport` whose RCODE has counter slot `slot`.
+    func queries(transport: Transport, slot: Int, count: Int) {
+        queries[transport == .udp ? 0 : 1][slot].increment(by: Int64(count))
+    }
+
+    /// `ecs` queries with ECS and `compiled` answers from compiled answers.
+    func fastPath(ecs: Int, compiled: Int) {
+        if ecs > 0 { ecsQueries.increment(by: Int64(ecs)) }
+        if compiled > 0 { compiledAnswers.increment(by: Int64(compiled)) }
     }
 
     func drop() { dropped.increment() }
 
-    func compiled() { compiledAnswers.increment() }
-
-    func answered(service: Int, site: Int) {
+    func answered(service: Int, site: Int, count: Int = 1) {
         guard service < answers.count else { return }
-        answers[service][site]?.value.wrappingAdd(1, ordering: .relaxed)
+        answers[service][site]?.value.wrappingAdd(count, ordering: .relaxed)
     }
 
     func decision(nanoseconds: Int64) { decisionTime.recordNanoseconds(nanoseconds) }

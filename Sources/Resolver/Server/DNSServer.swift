@@ -27,6 +27,12 @@ public final class ServerCounters: Sendable {
             tcpAnswered.wrappingAdd(1, ordering: .relaxed)
         }
     }
+
+    /// A batch of UDP datagrams: `udpAnswered` answered, `dropped` not.
+    func record(udpAnswered answered: Int, dropped: Int) {
+        if answered > 0 { udpAnswered.wrappingAdd(answered, ordering: .relaxed) }
+        if dropped > 0 { self.dropped.wrappingAdd(dropped, ordering: .relaxed) }
+    }
 }
 
 /// Listening settings for the DNS transports.

@@ -94,6 +94,7 @@ final class UDPWorkers: Sendable {
             defer { udp_batch_destroy(batch) }
             // Locals, not properties: the loop's state is this thread's alone.
             var responder = Responder()
+            responder.defersCounts = true
             var sequence: UInt64 = 0
             while !flag.isStopped {
                 let count = udp_batch_receive(batch, fd, UDPWorkers.pollMilliseconds)
@@ -103,22 +104,27 @@ final class UDPWorkers: Sendable {
                     responder.handOverRenewals()
                     continue
                 }
-                // One state per batch: a batch is answered from one consistent snapshot.
+                // One state and one clock reading per batch: a batch is answered from one
+                // consistent snapshot, at one time (it takes well under a millisecond).
                 let state = store.state
+                let now = SteeringClock.now()
+                var answered = 0
                 for index in 0..<count {
                     var length: Int32 = 0
                     let packet = UnsafeRawBufferPointer(start: udp_batch_packet(batch, index, &length), count: Int(length))
                     sequence &+= 1
                     let context = RequestContext(transport: .udp, source: IPAddress(socketAddress: udp_batch_peer(batch, index)),
-                                                 sequence: sequence)
-                    let answered = responder.respond(to: packet, context: context, state: state)
-                    counters.record(answered: answered, transport: .udp)
-                    guard answered else { continue }
+                                                 now: now, sequence: sequence)
+                    guard responder.respond(to: packet, context: context, state: state) else { continue }
+                    answered += 1
                     let reply = udp_batch_reply_buffer(batch, index)!
                     let written = responder.copyResponse(to: UnsafeMutableRawBufferPointer(start: reply, count: Int(UDPWorkers.bufferSize)))
                     udp_batch_set_reply(batch, index, Int32(written))
                 }
                 udp_batch_send(batch, fd)
+                // The batch's counts, added once it is sent.
+                responder.flushCounts(to: state)
+                counters.record(udpAnswered: answered, dropped: Int(count) - answered)
             }
             responder.handOverRenewals()
         }
