@@ -128,14 +128,19 @@ public final class AffinityTable: Sendable {
         // What the decision reads, under one lock: the load moved since the last publish (only
         // for the service's own sites, the only ones evaluated) and the binding. The shares of
         // new bindings are read only if the client is placed anew, which a kept binding is not.
-        // The snapshot is copied only when there is moved load to add to it.
+        // The snapshot is copied only when there is moved load to add to it, and then not
+        // its per-site arrays (`recentlyDirected`).
         state.withLock { state in
             if !state.sincePublish.isEmpty {
-                var current = snapshot
+                var recent: [(site: Int, rate: Double)] = []
                 for index in service.sites {
-                    if let rate = state.sincePublish[snapshot.sites[index].id] { current.directed[index] += rate }
+                    if let rate = state.sincePublish[snapshot.sites[index].id], rate != 0 { recent.append((index, rate)) }
                 }
-                moved = current
+                if !recent.isEmpty {
+                    var current = snapshot
+                    current.recentlyDirected += recent
+                    moved = current
+                }
             }
             existing = state.bindings[key]
             perQuery = state.perQuery

@@ -13,6 +13,11 @@ public struct SteeringSnapshot: Sendable {
     /// Requests per second this server has directed to each site since its last report and
     /// that the report cannot yet include (anti-herding), same indices as `sites`.
     public var directed: [Double]
+    /// Request rate moved to a few sites since `directed` was computed, by this server's own
+    /// decisions not yet published (`AffinityTable` adds it for the sites of the service it
+    /// decides for); counted as directed load. Kept apart so that a decision adds it without
+    /// copying `directed`, which has an entry for every site.
+    public var recentlyDirected: [(site: Int, rate: Double)] = []
     /// Result of the active health check per site (true where no check is configured).
     public var checksPassing: [Bool]
     public var latency: LatencyMap
@@ -32,6 +37,13 @@ public struct SteeringSnapshot: Sendable {
     }
 
     public func siteIndex(_ id: String) -> Int? { indexByID[id] }
+
+    /// Requests per second directed to site `index` that its report cannot include yet.
+    public func directedLoad(of index: Int) -> Double {
+        var rate = directed[index]
+        for moved in recentlyDirected where moved.site == index { rate += moved.rate }
+        return rate
+    }
 
     /// True when every site is as healthy here as in `other`: the same sites, each with the
     /// same reported `healthy` flag and the same active-check result. What differs then is
@@ -253,7 +265,7 @@ public enum Selector {
         }
         let capacity = Self.capacity(of: index, snapshot)
         // Directed load is negative where clients have left since the report.
-        utilization = max(0, utilization + snapshot.directed[index] / capacity)
+        utilization = max(0, utilization + snapshot.directedLoad(of: index) / capacity)
         if !load.healthy { excluded = .unhealthy }
         if !snapshot.checksPassing[index] { excluded = .checkFailing }
         var candidate = Candidate(site: index, rtt: rtt, rttSource: source, utilization: utilization,
