@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Resolver
+import Scoring
 import Testing
 @testable import resolverd
 #if canImport(Glibc)
@@ -172,5 +173,44 @@ import Glibc
         }
         let message = try Message(try #require(answer, "no answer on \(host):53"))
         #expect(message.rcode == .noError && message.answer.first?.type == .soa)
+    }
+}
+
+/// The steering writer applies what is queued at once and coalesces a burst, and an idle
+/// writer does nothing at all: it waits for a submit, not for a timer.
+@Suite struct SteeringWriterTests {
+    @Test func appliesReportsAtOnceAndSleepsWhenIdle() async throws {
+        let initial = try StateLoader.load(configPath: Example.configPath).get().state
+        let store = StateStore(initial)
+        let writer = SteeringWriter(store: store, interval: .milliseconds(50))
+        let site = initial.steering.sites[0].id
+        let running = Task { try await writer.run() }
+        defer { running.cancel() }
+        func waitFor(_ condition: () -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        }
+
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(writer.wakeUps.load(ordering: .relaxed) == 0, "nothing queued: the writer did not wake")
+        #expect(writer.swaps.load(ordering: .relaxed) == 0)
+        #expect(store.state === initial)
+
+        writer.submit(load: SiteLoad(utilization: 0.25, reportedAt: 1_000), site: site)
+        try await waitFor { store.state.steering.loads[0].reportedAt == 1_000 && writer.swaps.load(ordering: .relaxed) == 1 }
+        #expect(store.state.steering.loads[0].reportedAt == 1_000, "the report is applied")
+        #expect(writer.swaps.load(ordering: .relaxed) == 1)
+
+        // A burst queued within one interval: the first swap may already be under way, the
+        // rest joins the next one.
+        for second in 1...20 {
+            writer.submit(load: SiteLoad(utilization: 0.5, reportedAt: 1_000 + Double(second)), site: site)
+        }
+        try await waitFor { store.state.steering.loads[0].reportedAt == 1_020 }
+        #expect(store.state.steering.loads[0].reportedAt == 1_020, "the last of the burst wins")
+        try await Task.sleep(for: .milliseconds(200))
+        let swaps = writer.swaps.load(ordering: .relaxed)
+        #expect(swaps >= 2 && swaps <= 4, "\(swaps) swaps for one report and a burst of twenty")
+        #expect(writer.wakeUps.load(ordering: .relaxed) == swaps, "each wake-up had something to apply")
     }
 }

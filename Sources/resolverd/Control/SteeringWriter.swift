@@ -7,6 +7,10 @@ import Synchronization
 /// check results are queued here and applied together, at most once per `interval`, by
 /// building a new snapshot and swapping it in: a burst of reports costs one swap, and the query
 /// path never waits for a writer (it only ever reads a published snapshot).
+///
+/// The writer sleeps until something is queued rather than waking on a timer: polling every
+/// 20 ms cost an idle server fifty wake-ups a second, each a task group and a timer, about
+/// 2 % of the CPU that answering 50 000 queries a second takes (bench/compare.sh, perf).
 final class SteeringWriter: ServiceLifecycle.Service, Sendable {
     struct Pending {
         var loads: [String: SiteLoad] = [:]
@@ -22,16 +26,23 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
     private let pending = Mutex(Pending())
     /// Published snapshots and applied updates, for metrics and tests.
     let swaps = Atomic<Int>(0)
+    /// Times `run` woke up to apply what was queued, for tests.
+    let wakeUps = Atomic<Int>(0)
+    /// One wake-up for `run` however many submits came since it last looked.
+    private let wakes: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
 
     init(store: StateStore, interval: Duration = .milliseconds(20)) {
         self.store = store
         self.interval = interval
+        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Queues a validated load report; the site is named by ID so a reload in between cannot
     /// misapply it.
     func submit(load: SiteLoad, site: String) {
         pending.withLock { $0.loads[site] = load }
+        wake.yield()
     }
 
     /// Queues validated load reports of several sites together (`PUT /v1/loads`).
@@ -39,20 +50,26 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
         pending.withLock { pending in
             for (site, load) in loads { pending.loads[site] = load }
         }
+        wake.yield()
     }
 
     func submit(latency: [(prefix: IPPrefix, site: String, rtt: Double)]) {
         pending.withLock { $0.latency.append(contentsOf: latency) }
+        wake.yield()
     }
 
     func submit(check passing: Bool, site: String) {
         pending.withLock { $0.checks[site] = passing }
+        wake.yield()
     }
 
+    /// Applies what is queued as soon as it is, then waits `interval` before the next swap, so
+    /// that the rest of a burst, queued meanwhile, is applied together in one.
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await pause(interval)
+        for await _ in wakes.cancelOnGracefulShutdown() {
+            wakeUps.wrappingAdd(1, ordering: .relaxed)
             flush()
+            await pause(interval)
         }
         flush()
     }
