@@ -132,13 +132,15 @@ public final class AffinityTable: Sendable {
         // its per-site arrays (`recentlyDirected`).
         state.withLock { state in
             if !state.sincePublish.isEmpty {
-                var recent: [(site: Int, rate: Double)] = []
-                for index in service.sites {
-                    if let rate = state.sincePublish[snapshot.sites[index].id], rate != 0 { recent.append((index, rate)) }
+                var rates: [Double] = []
+                for (position, index) in service.sites.enumerated() {
+                    guard let rate = state.sincePublish[snapshot.sites[index].id], rate != 0 else { continue }
+                    if rates.isEmpty { rates = Array(repeating: 0, count: service.sites.count) }
+                    rates[position] = rate
                 }
-                if !recent.isEmpty {
+                if !rates.isEmpty {
                     var current = snapshot
-                    current.recentlyDirected += recent
+                    current.recentlyDirected = (service.name, rates)
                     moved = current
                 }
             }

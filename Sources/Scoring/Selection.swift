@@ -13,11 +13,12 @@ public struct SteeringSnapshot: Sendable {
     /// Requests per second this server has directed to each site since its last report and
     /// that the report cannot yet include (anti-herding), same indices as `sites`.
     public var directed: [Double]
-    /// Request rate moved to a few sites since `directed` was computed, by this server's own
-    /// decisions not yet published (`AffinityTable` adds it for the sites of the service it
-    /// decides for); counted as directed load. Kept apart so that a decision adds it without
-    /// copying `directed`, which has an entry for every site.
-    public var recentlyDirected: [(site: Int, rate: Double)] = []
+    /// Request rate moved to the sites of one service since `directed` was computed, by this
+    /// server's own decisions not yet published (`AffinityTable` sets it for the service it
+    /// decides for), by position in that service's `sites`; counted as directed load by
+    /// decisions for that service. Kept apart so that a decision adds it without copying
+    /// `directed`, which has an entry for every site.
+    public var recentlyDirected: (service: String, rates: [Double])? = nil
     /// Result of the active health check per site (true where no check is configured).
     public var checksPassing: [Bool]
     public var latency: LatencyMap
@@ -37,13 +38,6 @@ public struct SteeringSnapshot: Sendable {
     }
 
     public func siteIndex(_ id: String) -> Int? { indexByID[id] }
-
-    /// Requests per second directed to site `index` that its report cannot include yet.
-    public func directedLoad(of index: Int) -> Double {
-        var rate = directed[index]
-        for moved in recentlyDirected where moved.site == index { rate += moved.rate }
-        return rate
-    }
 
     /// True when every site is as healthy here as in `other`: the same sites, each with the
     /// same reported `healthy` flag and the same active-check result. What differs then is
@@ -211,6 +205,7 @@ public enum Selector {
     static func evaluate(service: Service, client: Client, snapshot: SteeringSnapshot,
                          now: Double) -> ([Candidate], LatencyMap.Path) {
         let count = service.sites.count
+        let recent = snapshot.recentlyDirected.flatMap { $0.service == service.name && $0.rates.count == count ? $0.rates : nil }
         return withUnsafeTemporaryAllocation(of: (rtt: Double, depth: Int).self, capacity: max(count, 1)) { measured in
             measured.initialize(repeating: (0, -1))
             let path = snapshot.latency.walk(client.address, prefixLength: client.prefixLength) { site, rtt, depth in
@@ -226,14 +221,14 @@ public enum Selector {
                 let rtt = found.depth >= 0
                     ? (found.rtt, IPPrefix(address: client.address, length: found.depth)!) : nil   // masks
                 candidates.append(evaluate(site: service.sites[position], measured: rtt, path: path, snapshot: snapshot,
-                                           now: now, policy: service.policy))
+                                           recentlyDirected: recent?[position] ?? 0, now: now, policy: service.policy))
             }
             return (candidates, path)
         }
     }
 
     static func evaluate(site index: Int, measured: (rtt: Double, prefix: IPPrefix)?, path: LatencyMap.Path,
-                         snapshot: SteeringSnapshot, now: Double, policy: Policy) -> Candidate {
+                         snapshot: SteeringSnapshot, recentlyDirected: Double = 0, now: Double, policy: Policy) -> Candidate {
         let site = snapshot.sites[index]
         let load = snapshot.loads[index]
         let parameters = snapshot.parameters
@@ -265,7 +260,7 @@ public enum Selector {
         }
         let capacity = Self.capacity(of: index, snapshot)
         // Directed load is negative where clients have left since the report.
-        utilization = max(0, utilization + snapshot.directedLoad(of: index) / capacity)
+        utilization = max(0, utilization + (snapshot.directed[index] + recentlyDirected) / capacity)
         if !load.healthy { excluded = .unhealthy }
         if !snapshot.checksPassing[index] { excluded = .checkFailing }
         var candidate = Candidate(site: index, rtt: rtt, rttSource: source, utilization: utilization,

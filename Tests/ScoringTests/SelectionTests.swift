@@ -167,16 +167,20 @@ enum Topology {
         let herded = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, directed: [0, 0, 260]))
         #expect(abs(herded.candidates[2].utilization - 0.95) < 1e-9)
         #expect(Topology.id(herded) != "par1")
-        // The same load moved by decisions since the last publish (`recentlyDirected`) counts
-        // exactly as directed load does, on its own or on top of it.
+        // The same load moved by decisions since the last publish (`recentlyDirected`, by
+        // position in the service's sites) counts exactly as directed load does, on top of it;
+        // and only for the service it was set for.
         var recent = Topology.snapshot(loads: loads, directed: [0, 0, 100])
-        recent.recentlyDirected = [(site: 2, rate: 100), (site: 0, rate: 40), (site: 2, rate: 60)]
+        recent.recentlyDirected = (service: "api.svc.example.", rates: [40, 0, 160])
         let overlaid = Topology.pick("198.51.100.1", snapshot: recent)
         let added = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, directed: [40, 0, 260]))
         #expect(overlaid.candidates.map(\.utilization) == added.candidates.map(\.utilization))
         #expect(overlaid.candidates.map(\.score) == added.candidates.map(\.score))
         #expect(overlaid.sites == added.sites && Topology.id(overlaid) != "par1")
-        #expect(recent.directedLoad(of: 2) == 260 && recent.directedLoad(of: 1) == 0)
+        recent.recentlyDirected = (service: "other.svc.example.", rates: [40, 0, 160])
+        let elsewhere = Topology.pick("198.51.100.1", snapshot: recent)
+        let base = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, directed: [0, 0, 100]))
+        #expect(elsewhere.candidates.map(\.utilization) == base.candidates.map(\.utilization))
     }
 
     @Test func baselinePolicies() {
