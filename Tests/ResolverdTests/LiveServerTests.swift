@@ -168,8 +168,12 @@ import Glibc
             "dns:\n  listen: [\"[::1]:\(port)\", \"127.0.0.1:\(port)\"]\nzones: \(Paths.zones)\n"
         }
         defer { server.stop() }
-        #expect(try server.dig(["www.svc.example.", "AAAA", "+short"], server: "::1") == "2001:db8::80\n")
-        #expect(try server.dig(["www.svc.example.", "AAAA", "+short", "+tcp"], server: "::1") == "2001:db8::80\n")
+        // What dig printed and what the server logged, should it differ (a CI run once got
+        // something else over UDP to ::1, and said no more).
+        for transport in ["+notcp", "+tcp"] {
+            let printed = try server.dig(["www.svc.example.", "AAAA", "+short", transport], server: "::1")
+            #expect(printed == "2001:db8::80\n", "\(transport): dig printed \(printed.debugDescription); server log: \(server.log)")
+        }
     }
 }
 
