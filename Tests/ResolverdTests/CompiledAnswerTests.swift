@@ -224,6 +224,14 @@ import Testing
         }
     }
 
+    /// A memo slot is one 64-byte cache line's worth, its key first, so that a lookup in the
+    /// memo's megabytes touches as few lines as it can.
+    @Test func aMemoSlotIsSixtyFourBytesKeyFirst() {
+        #expect(MemoryLayout<DecisionMemo.Slot>.stride == 64)
+        #expect(MemoryLayout<DecisionMemo.Slot>.offset(of: \.high) == 0)
+        #expect(MemoryLayout<DecisionMemo.Slot>.offset(of: \.isV6)! < 24)
+    }
+
     /// Clients whose hashes share a set do not evict each other while the set has room; a
     /// client past that takes one slot; a reuse's renewal is held until handed over, and
     /// handed over when its slot is taken.

@@ -21,21 +21,22 @@ import Scoring
 /// takes no lock and hashes nothing beyond the slot, and no hand-over holds a query up long. A binding's last-seen time and query count therefore lag by a second at
 /// most, less than the once-a-second directed-load estimate that reads them can tell.
 struct DecisionMemo {
+    /// 64 bytes, the key first: a lookup compares the first 24 bytes of each way.
     struct Slot {
-        var epoch: UInt64 = 0
+        var high: UInt64 = 0
+        var low: UInt64 = 0
         var service: Int32 = -1
         var prefixLength: Int16 = 0
         var isV6 = false
-        var high: UInt64 = 0
-        var low: UInt64 = 0
+        var sticky = false
+        var epoch: UInt64 = 0
+        var expires: Double = 0
         var site: Int32 = 0
         var ttl: UInt32 = 0
-        var scope: UInt8 = 0
-        var sticky = false
-        var expires: Double = 0
         /// Reuses of a sticky decision not yet handed to the affinity table, the last at `seen`.
-        var pending: Int32 = 0
         var seen: Double = 0
+        var pending: Int32 = 0
+        var scope: UInt8 = 0
     }
 
     /// Seconds a decision is reused at most.
@@ -131,9 +132,9 @@ struct DecisionMemo {
         random ^= random << 17
         let spread = Double(random >> 11) / Double(1 << 53) * Self.jitter * Self.lifetime
         slots[chosen] = Slot(
-            epoch: epoch, service: Int32(truncatingIfNeeded: service), prefixLength: Int16(client.prefixLength),
-            isV6: isV6, high: high, low: low, site: Int32(site), ttl: ttl, scope: UInt8(clamping: scope),
-            sticky: sticky, expires: now + Self.lifetime - spread)
+            high: high, low: low, service: Int32(truncatingIfNeeded: service), prefixLength: Int16(client.prefixLength),
+            isV6: isV6, sticky: sticky, epoch: epoch, expires: now + Self.lifetime - spread, site: Int32(site), ttl: ttl,
+            scope: UInt8(clamping: scope))
         return held
     }
 
