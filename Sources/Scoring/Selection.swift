@@ -228,7 +228,7 @@ public enum Selector {
     }
 
     static func evaluate(site index: Int, measured: (rtt: Double, prefix: IPPrefix)?, path: LatencyMap.Path,
-                         snapshot: SteeringSnapshot, recentlyDirected: Double = 0, now: Double, policy: Policy) -> Candidate {
+                         snapshot: SteeringSnapshot, recentlyDirected: Double, now: Double, policy: Policy) -> Candidate {
         let site = snapshot.sites[index]
         let load = snapshot.loads[index]
         let parameters = snapshot.parameters

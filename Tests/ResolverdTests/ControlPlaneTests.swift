@@ -167,6 +167,43 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
         #expect(metrics.contains("resolverd_dns_queries_total{transport=\"udp\",rcode=\"NOERROR\"}"))
     }
 
+    /// The query counters count every answer once, from both answering paths, over UDP (where
+    /// a worker adds a batch's counts after sending it) and TCP: NOERROR, NXDOMAIN and REFUSED,
+    /// the ECS queries, the fast path's answers.
+    @Test func queryCountersCountEveryAnswerOnce() async throws {
+        let server = try ControlServer()
+        defer { server.dns.stop() }
+        func counters() async throws -> [String: Int] {
+            var values: [String: Int] = [:]
+            for line in try await server.request("GET", "/metrics").1.split(separator: "\n") where line.hasPrefix("resolverd_") {
+                let parts = line.split(separator: " ")
+                if parts.count == 2, let value = Double(parts[1]) { values[String(parts[0])] = Int(value) }
+            }
+            return values
+        }
+        func udp(_ rcode: String) -> String { #"resolverd_dns_queries_total{transport="udp",rcode="\#(rcode)"}"# }
+        let tcpNoError = #"resolverd_dns_queries_total{transport="tcp",rcode="NOERROR"}"#
+        let ecs = "resolverd_dns_ecs_queries_total", compiled = "resolverd_dns_compiled_answers_total"
+        let before = try await counters()
+
+        for _ in 0..<3 { _ = try server.dns.dig(["www.svc.example.", "A", "+nocookie"]) }   // compiled
+        for _ in 0..<2 { _ = try server.dns.dig(["nope.svc.example.", "A", "+nocookie"]) }  // general, then kept
+        for _ in 0..<2 { _ = try server.dns.dig(["api.svc.example.", "A", "+nocookie", "+subnet=203.0.113.0/24"]) }
+        _ = try server.dns.dig(["example.com.", "A", "+nocookie"])                            // REFUSED
+        _ = try server.dns.dig(["www.svc.example.", "A", "+tcp"])
+
+        let expected = [udp("NOERROR"): 5, udp("NXDOMAIN"): 2, udp("REFUSED"): 1, tcpNoError: 1, ecs: 2]
+        var after: [String: Int] = [:]
+        try await eventually {
+            after = try await counters()
+            return expected.allSatisfy { after[$0.key, default: 0] - before[$0.key, default: 0] >= $0.value }
+        }
+        for (name, count) in expected {
+            #expect(after[name, default: 0] - before[name, default: 0] == count, "\(name)")
+        }
+        #expect(after[compiled, default: 0] - before[compiled, default: 0] >= 5, "www ×3, the kept NXDOMAIN, the reused api decision")
+    }
+
     /// Load reports are answered ahead of the router (`ReportHandler`), the rest by it: on one
     /// connection with pipelined requests of both kinds, every answer comes back in the order
     /// of the requests, and an unusual report path (a query string) is still the router's.

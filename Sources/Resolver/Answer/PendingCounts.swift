@@ -1,5 +1,6 @@
-/// What the fast path counted and has not yet added to the shared counters: the answers per
-/// (service, site) for the anti-herding ledger and the answer metrics, and the query metrics.
+/// What a responder counted and has not yet added to the shared counters: the query metrics of
+/// every answer, and the answers per (service, site) the fast path gave, for the anti-herding
+/// ledger and the answer metrics.
 ///
 /// Counted one by one, each answer took the ledger's lock and four atomic adds on cache lines
 /// every worker writes. A UDP worker adds a batch's counts at once after sending it
@@ -44,10 +45,11 @@ struct PendingCounts {
         return true
     }
 
-    mutating func query(transport: Transport, rcode: ResponseCode, ecs: Bool) {
+    /// A response sent; `compiled`: from compiled answers (the fast path).
+    mutating func query(transport: Transport, rcode: ResponseCode, ecs: Bool, compiled: Bool) {
         queries[(transport == .udp ? 0 : DNSMetrics.slotCount) + DNSMetrics.slot(of: rcode)] += 1
         if ecs { self.ecs += 1 }
-        compiled += 1
+        if compiled { self.compiled += 1 }
         isEmpty = false
     }
 
@@ -64,14 +66,14 @@ struct PendingCounts {
                                   count: queries[slot])
             queries[slot] = 0
         }
-        state.metrics.fastPath(ecs: ecs, compiled: compiled)
+        state.metrics.queries(ecs: ecs, compiled: compiled)
         (ecs, compiled, isEmpty) = (0, 0, true)
     }
 }
 
 extension Responder {
-    /// Adds what the fast path counted to `state`, the state it answered from: a UDP worker
-    /// after each batch (`defersCounts`); `respond` itself otherwise.
+    /// Adds what was counted to `state`, the state it answered from: a UDP worker after each
+    /// batch (`defersCounts`); `respond` itself otherwise.
     public mutating func flushCounts(to state: ServingState) {
         pending.flush(to: state)
     }

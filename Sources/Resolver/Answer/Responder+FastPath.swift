@@ -174,8 +174,7 @@ extension Responder {
             options.clientSubnet = subnet
             writeOPT(dnssecOK: dnssecOK, extendedRCode: 0, options: options)
         }
-        pending.query(transport: context.transport, rcode: rcode, ecs: subnet != nil)
-        if !defersCounts { pending.flush(to: state) }
+        pending.query(transport: context.transport, rcode: rcode, ecs: subnet != nil, compiled: true)
         if case .service = kind, hit == nil { decidedAnswers &+= 1 } else { compiledAnswers &+= 1 }
         return true
     }

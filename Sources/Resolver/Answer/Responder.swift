@@ -77,7 +77,8 @@ public struct Responder {
     /// The decision the fast path made for the current query when it then left the query to
     /// the general path, which renders it (`ServingState.answerService(decided:)`).
     var decided: (service: Int, made: ServiceDecision)?
-    /// The fast path's counts not yet added to the state's ledger and metrics.
+    /// The query counts of both paths and the fast path's answer counts, not yet added to the
+    /// state's ledger and metrics.
     var pending = PendingCounts()
     /// True leaves them to the caller's `flushCounts(to:)`, due before the responder answers
     /// from another state (a UDP worker: after each batch); false flushes after each answer.
@@ -107,6 +108,7 @@ public struct Responder {
         // Rate limiting needs the response class and name of every query: general path only.
         decided = nil
         if usesCompiledAnswers, state.rateLimiter == nil, respondFast(packet, context: context, state: state) {
+            if !defersCounts { pending.flush(to: state) }
             return true
         }
         lastComplete = nil
@@ -133,7 +135,8 @@ public struct Responder {
                 writer.patchUInt16(UInt16(writer.bytes[2]) << 8 | UInt16(writer.bytes[3]) | Header.tcBit, at: 2)
             }
         }
-        state.metrics.query(transport: context.transport, rcode: rcode, ecs: sawECS)
+        pending.query(transport: context.transport, rcode: rcode, ecs: sawECS, compiled: false)
+        if !defersCounts { pending.flush(to: state) }
         return true
     }
 

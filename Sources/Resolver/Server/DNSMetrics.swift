@@ -115,11 +115,6 @@ public final class DNSMetrics: Sendable {
         series.map { ($0.service, $0.site, $0.count.value.load(ordering: .relaxed)) }
     }
 
-    func query(transport: Transport, rcode: ResponseCode, ecs: Bool) {
-        queries[transport == .udp ? 0 : 1][Self.slot(of: rcode)].increment()
-        if ecs { ecsQueries.increment() }
-    }
-
     /// The counter slot of `rcode` (`labelled`, then "other"): what `PendingCounts` counts by.
     static func slot(of rcode: ResponseCode) -> Int { labelled.firstIndex(of: rcode) ?? labelled.count }
     /// Counter slots per transport.
@@ -131,7 +126,7 @@ public final class DNSMetrics: Sendable {
     }
 
     /// `ecs` queries with ECS and `compiled` answers from compiled answers.
-    func fastPath(ecs: Int, compiled: Int) {
+    func queries(ecs: Int, compiled: Int) {
         if ecs > 0 { ecsQueries.increment(by: Int64(ecs)) }
         if compiled > 0 { compiledAnswers.increment(by: Int64(compiled)) }
     }

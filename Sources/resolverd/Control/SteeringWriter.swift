@@ -41,25 +41,27 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
     /// Queues a validated load report; the site is named by ID so a reload in between cannot
     /// misapply it.
     func submit(load: SiteLoad, site: String) {
-        pending.withLock { $0.loads[site] = load }
-        wake.yield()
+        enqueue { $0.loads[site] = load }
     }
 
     /// Queues validated load reports of several sites together (`PUT /v1/loads`).
     func submit(loads: [(site: String, load: SiteLoad)]) {
-        pending.withLock { pending in
+        enqueue { pending in
             for (site, load) in loads { pending.loads[site] = load }
         }
-        wake.yield()
     }
 
     func submit(latency: [(prefix: IPPrefix, site: String, rtt: Double)]) {
-        pending.withLock { $0.latency.append(contentsOf: latency) }
-        wake.yield()
+        enqueue { $0.latency.append(contentsOf: latency) }
     }
 
     func submit(check passing: Bool, site: String) {
-        pending.withLock { $0.checks[site] = passing }
+        enqueue { $0.checks[site] = passing }
+    }
+
+    /// Queues `change` and wakes `run`.
+    private func enqueue(_ change: (inout Pending) -> Void) {
+        pending.withLock { change(&$0) }
         wake.yield()
     }
 
