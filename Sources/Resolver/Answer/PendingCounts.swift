@@ -3,9 +3,10 @@
 /// ledger and the answer metrics.
 ///
 /// Counted one by one, each answer took the ledger's lock and four atomic adds on cache lines
-/// every worker writes. A UDP worker adds a batch's counts at once after sending it
-/// (`Responder.flushCounts`), so they reach the ledger and the metrics a batch late, well
-/// within the second the ledger counts by. Everything else flushes after each answer.
+/// every worker writes. A UDP worker adds the counts of its batches at once, every
+/// `UDPWorkers.flushMilliseconds` and when it is idle (`Responder.flushCounts`), so they reach
+/// the ledger and the metrics that much late, well within the second the ledger counts by.
+/// Everything else flushes after each answer.
 struct PendingCounts {
     struct Answers {
         var service: Int
