@@ -232,6 +232,26 @@ import Testing
         #expect(MemoryLayout<DecisionMemo.Slot>.offset(of: \.isV6)! < 24)
     }
 
+    /// The memo's storage (`HugePageArray`), larger than a huge page or small: its values as
+    /// written, and a copy that is written to is a copy (the original keeps its values), as an
+    /// array's would be.
+    @Test func aHugePageArrayIsAnArrayWithValueSemantics() {
+        let count = (2 << 20) / MemoryLayout<DecisionMemo.Slot>.stride + 3   // past one huge page
+        var table = HugePageArray(repeating: DecisionMemo.Slot(), count: count)
+        #expect(table.count == count && table.indices == 0..<count && !table.isEmpty)
+        #expect(HugePageArray<DecisionMemo.Slot>().isEmpty && HugePageArray(repeating: 7, count: 0).isEmpty)
+        for index in [0, 1, count / 2, count - 1] { table[index].site = Int32(index) }
+        let copy = table
+        table[1].site = -1
+        table[count - 1].ttl = 99
+        #expect(copy[1].site == 1 && copy[count - 1].ttl == 0 && copy[count / 2].site == Int32(count / 2))
+        #expect(table[1].site == -1 && table[count - 1].ttl == 99 && table[count / 2].site == Int32(count / 2))
+        #expect(table[2].site == 0 && table[2].service == -1)   // as initialised
+        var small = HugePageArray(repeating: UInt8(5), count: 3)
+        small[2] = 6
+        #expect([small[0], small[1], small[2]] == [5, 5, 6])
+    }
+
     /// Clients whose hashes share a set do not evict each other while the set has room; a
     /// client past that takes one slot; a reuse's renewal is held until handed over, and
     /// handed over when its slot is taken.

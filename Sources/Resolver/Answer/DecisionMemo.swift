@@ -53,12 +53,12 @@ struct DecisionMemo {
 
     /// Allocated at the first decision remembered, so a responder that never answers a
     /// service name (or has capacity 0: a TCP connection's) costs nothing.
-    private var slots: [Slot] = []
+    private var slots = HugePageArray<Slot>()
     /// Sets − 1 (sets are a power of two); −1 when the memo remembers nothing.
     private let mask: Int
 
     /// `capacity` slots, rounded down to a power of two of at least `ways` (a UDP worker's
-    /// 32 768 slots take about 2 MB); 0 remembers nothing.
+    /// 32 768 slots take 2 MiB, one huge page: `HugePageArray`); 0 remembers nothing.
     init(capacity: Int) {
         var size = Self.ways
         while size * 2 <= capacity { size *= 2 }
@@ -115,7 +115,7 @@ struct DecisionMemo {
     mutating func remember(epoch: UInt64, service: Int, client: Client, site: Int, ttl: UInt32, scope: Int,
                            sticky: Bool, now: Double) -> Renewal? {
         guard mask >= 0 else { return nil }
-        if slots.isEmpty { slots = Array(repeating: Slot(), count: (mask + 1) * Self.ways) }
+        if slots.isEmpty { slots = HugePageArray(repeating: Slot(), count: (mask + 1) * Self.ways) }
         let (isV6, high, low) = Self.parts(client.address)
         let first = set(service: service, high: high, low: low, length: client.prefixLength)
         var chosen = first
