@@ -91,16 +91,17 @@ public enum Affinity {
     public static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                               existing: Binding?, newBindingShare: [Int: Double] = [:], epsilon: Double = 0.25,
                               demand: Double = 0) -> Outcome {
-        decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
-               shares: { newBindingShare }, epsilon: epsilon, demand: demand)
+        var storage = DecisionStorage()
+        return decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
+                      shares: { newBindingShare }, epsilon: epsilon, demand: demand, storage: &storage)
     }
 
     /// As above, with the shares read only when the client is placed anew (`AffinityTable`
-    /// reads them under its lock).
+    /// reads them under its lock), and the decision made in `storage` (`DecisionStorage`).
     static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                        existing: Binding?, shares: () -> [Int: Double], epsilon: Double = 0.25,
-                       demand: Double = 0) -> Outcome {
-        var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now)
+                       demand: Double = 0, storage: inout DecisionStorage) -> Outcome {
+        var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now, storage: &storage)
         let key = keyPrefix(for: client)
         // When every site that is up is overloaded, clients stay where they are and new ones
         // are spread over those sites, rather than all sent to the least bad one.
@@ -108,7 +109,7 @@ public enum Affinity {
         let candidates = decision.candidates
         // The eligible sites, as a filter over the candidates rather than a copy of them: a
         // kept binding (the usual decision) needs only the best of them and their number.
-        let eligible = candidates.lazy.filter { saturated ? $0.excluded == .overloaded : $0.excluded == nil }
+        let eligible = Eligible(candidates: candidates, saturated: saturated)
         let (best, eligibleCount) = eligible.bestAndCount()
         // Nothing to be sticky about when every site is down: the all-down answer stands.
         guard let best else {
@@ -139,7 +140,7 @@ public enum Affinity {
                                         snapshot: snapshot, policy: service.policy),
                      .overloaded? where !shed:
                     decision.allDown = false
-                    decision.sites = answer(first: index, eligible: eligible, count: service.answers)
+                    answer(&decision.sites, first: index, eligible: eligible, count: service.answers)
                     decision.ttl = adaptiveTTL(service: service, chosen: bound, candidates: eligible, snapshot: snapshot)
                     scope(&decision, eligibleCount: eligibleCount, key: key)
                     var renewed = existing
@@ -185,7 +186,7 @@ public enum Affinity {
             return (a, rhs.site) < (b, lhs.site)
         }!
         decision.allDown = false
-        decision.sites = answer(first: chosen.site, eligible: eligible, count: service.answers)
+        answer(&decision.sites, first: chosen.site, eligible: eligible, count: service.answers)
         decision.ttl = adaptiveTTL(service: service, chosen: chosen, candidates: eligible, snapshot: snapshot)
         scope(&decision, eligibleCount: eligibleCount, key: key)
         var previous: String? = nil
@@ -193,6 +194,28 @@ public enum Affinity {
         let binding = Binding(site: snapshot.sites[chosen.site].id, boundAt: now, lastSeen: now, previous: previous,
                               viaResolver: client.isSourceAddress)
         return Outcome(decision: decision, binding: binding, event: event, key: key)
+    }
+
+    /// The candidates a sticky decision chooses among: the eligible ones or, when every site
+    /// that is up is overloaded (`saturated`), the overloaded ones. A sequence of its own, not a
+    /// lazy filter, whose closure would capture `saturated` and be allocated per decision.
+    struct Eligible: Sequence {
+        let candidates: [Candidate]
+        let saturated: Bool
+
+        struct Iterator: IteratorProtocol {
+            var base: IndexingIterator<[Candidate]>
+            let saturated: Bool
+
+            mutating func next() -> Candidate? {
+                while let candidate = base.next() {
+                    if saturated ? candidate.excluded == .overloaded : candidate.excluded == nil { return candidate }
+                }
+                return nil
+            }
+        }
+
+        func makeIterator() -> Iterator { Iterator(base: candidates.makeIterator(), saturated: saturated) }
     }
 
     /// Whether a client bound to `bound` is better off elsewhere: some other eligible site
@@ -240,10 +263,16 @@ public enum Affinity {
         }
     }
 
-    /// The sites of an answer of `count` addresses: `first`, then the best of the others.
-    static func answer<Eligible: Sequence<Candidate>>(first: Int, eligible: Eligible, count: Int) -> [Int] {
-        guard count > 1 else { return [first] }   // the usual case: no filtered, sorted copy
-        return [first] + eligible.filter { $0.site != first }
+    /// Makes `sites` the sites of an answer of `count` addresses: `first`, then the best of the
+    /// others.
+    static func answer<Eligible: Sequence<Candidate>>(_ sites: inout [Int], first: Int, eligible: Eligible, count: Int) {
+        // The usual case: one address, written over the one `Selector` chose, in its buffer,
+        // with no filtered, sorted copy and no new array.
+        if count <= 1 {
+            if sites.count == 1 { sites[0] = first } else { sites = [first] }
+            return
+        }
+        sites = [first] + eligible.filter { $0.site != first }
             .sorted { ($0.score, $0.site) < ($1.score, $1.site) }.prefix(count - 1).map(\.site)
     }
 

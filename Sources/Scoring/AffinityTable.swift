@@ -119,6 +119,13 @@ public final class AffinityTable: Sendable {
     /// binding is looked up, `Affinity.decide` runs with the recent placement shares, and the
     /// outcome is recorded.
     public func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double) -> Affinity.Outcome {
+        var storage = DecisionStorage()
+        return decide(service: service, client: client, snapshot: snapshot, now: now, storage: &storage)
+    }
+
+    /// As above, the decision made in `storage` (`DecisionStorage`).
+    public func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
+                       storage: inout DecisionStorage) -> Affinity.Outcome {
         let key = Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
         var moved: SteeringSnapshot? = nil
         var existing: Binding? = nil
@@ -161,7 +168,7 @@ public final class AffinityTable: Sendable {
         let perClientQuery = perQuery?.of(viaResolver: client.isSourceAddress) ?? snapshot.parameters.loadPerAnswer
         var outcome = Affinity.decide(service: service, client: client, snapshot: moved ?? snapshot, now: now, existing: existing,
                                       shares: { self.state.withLock { Self.shares($0, of: service.sites, in: snapshot.sites) } },
-                                      demand: queryRate * perClientQuery * weight)
+                                      demand: queryRate * perClientQuery * weight, storage: &storage)
         // A table that has just started places its clients blind: it knows neither how much
         // load they bring nor, without a report since, where they went. Answers of its first
         // TTL, until reports have measured the load per query, carry the shortest TTL, so that

@@ -147,6 +147,39 @@ public struct Decision: Sendable {
     public var allDown: Bool
 }
 
+/// The arrays of a `Decision`, lent to the decision by a caller that decides again and again
+/// (a UDP worker's responder) and taken back from it once it is answered (`reclaim`): once
+/// they have grown to the service's size, deciding allocates nothing.
+public struct DecisionStorage: Sendable {
+    var candidates: [Candidate] = []
+    var sites: [Int] = []
+
+    public init() {}
+
+    /// Takes the arrays of `decision`, the caller's last use of it.
+    public mutating func reclaim(_ decision: Decision) {
+        (candidates, sites) = (decision.candidates, decision.sites)
+    }
+
+    /// The candidates' array, emptied, for a decision to fill (left empty here, so that the
+    /// decision holds the only reference and fills it in place).
+    mutating func takeCandidates() -> [Candidate] {
+        var taken: [Candidate] = []
+        swap(&taken, &candidates)
+        taken.removeAll(keepingCapacity: true)
+        return taken
+    }
+
+    /// The sites' array holding `site` alone, taken as `takeCandidates` takes its array.
+    mutating func takeSites(holding site: Int) -> [Int] {
+        var taken: [Int] = []
+        swap(&taken, &sites)
+        taken.removeAll(keepingCapacity: true)
+        taken.append(site)
+        return taken
+    }
+}
+
 public enum Selector {
     /// Chooses the sites for `client` (the pure core of the product).
     ///
@@ -155,7 +188,15 @@ public enum Selector {
     ///   - sequence: a per-query counter for the round-robin and weighted baselines.
     public static func select(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                               sequence: UInt64 = 0) -> Decision {
-        let (candidates, match) = evaluate(service: service, client: client, snapshot: snapshot, now: now)
+        var storage = DecisionStorage()
+        return select(service: service, client: client, snapshot: snapshot, now: now, sequence: sequence, storage: &storage)
+    }
+
+    /// As above, in the arrays of `storage` (`DecisionStorage`).
+    public static func select(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
+                              sequence: UInt64 = 0, storage: inout DecisionStorage) -> Decision {
+        let (candidates, match) = evaluate(service: service, client: client, snapshot: snapshot, now: now,
+                                           into: storage.takeCandidates())
         let count = max(1, service.answers)
         let rankedPolicy = service.policy == .responseTime || service.policy == .nearest || service.policy == .leastLoaded
         if rankedPolicy && count == 1 {
@@ -164,7 +205,8 @@ public enum Selector {
             let (best, eligibleCount) = candidates.lazy.filter { $0.excluded == nil }.bestAndCount()
             if let best {
                 let scope = service.policy != .leastLoaded && eligibleCount > 1 ? match.scope : 0
-                return Decision(sites: [best.site], ttl: service.ttl, scope: scope, candidates: candidates, allDown: false)
+                return Decision(sites: storage.takeSites(holding: best.site), ttl: service.ttl, scope: scope,
+                                candidates: candidates, allDown: false)
             }
         }
         let eligible = candidates.filter { $0.excluded == nil }
@@ -202,17 +244,19 @@ public enum Selector {
     /// what the latency lookup found. The measured RTTs are kept, in one walk down the client's
     /// path, for the service's own sites only, in scratch space on the stack (for any but a
     /// very large service): no table per query, and no cost for the other sites of the map.
+    ///
+    /// `into`: an empty array to append the candidates to, whose capacity is used.
     static func evaluate(service: Service, client: Client, snapshot: SteeringSnapshot,
-                         now: Double) -> ([Candidate], LatencyMap.Path) {
+                         now: Double, into candidates: consuming [Candidate] = []) -> ([Candidate], LatencyMap.Path) {
         let count = service.sites.count
         let recent = snapshot.recentlyDirected.flatMap { $0.service == service.name && $0.rates.count == count ? $0.rates : nil }
-        return withUnsafeTemporaryAllocation(of: (rtt: Double, depth: Int).self, capacity: max(count, 1)) { measured in
+        var candidates = consume candidates   // the only reference, so it grows in place
+        candidates.reserveCapacity(count)
+        let path = withUnsafeTemporaryAllocation(of: (rtt: Double, depth: Int).self, capacity: max(count, 1)) { measured in
             measured.initialize(repeating: (0, -1))
             let path = snapshot.latency.walk(client.address, prefixLength: client.prefixLength) { site, rtt, depth in
                 if let position = service.position(of: site) { measured[position] = (rtt, depth) }
             }
-            var candidates: [Candidate] = []
-            candidates.reserveCapacity(count)
             for position in 0..<count {
                 var found = measured[position]
                 if found.depth < 0, let first = service.position(of: service.sites[position]), first != position {
@@ -223,8 +267,9 @@ public enum Selector {
                 candidates.append(evaluate(site: service.sites[position], measured: rtt, path: path, snapshot: snapshot,
                                            recentlyDirected: recent?[position] ?? 0, now: now, policy: service.policy))
             }
-            return (candidates, path)
+            return path
         }
+        return (candidates, path)
     }
 
     static func evaluate(site index: Int, measured: (rtt: Double, prefix: IPPrefix)?, path: LatencyMap.Path,

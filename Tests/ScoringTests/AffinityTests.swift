@@ -106,6 +106,33 @@ enum Sticky {
         #expect(table.counts.evicted >= 150)
     }
 
+    /// Sticky decisions in lent storage (`DecisionStorage`) are those made without it, in the
+    /// same arrays from one decision to the next once it is reclaimed: created, then kept.
+    @Test func stickyDecisionsInLentStorageReuseItsArrays() {
+        let snapshot = Sticky.snapshot(loads: [Sticky.load(0.4), Sticky.load(0.5), Sticky.load(0.45)])
+        let lent = AffinityTable(), plain = AffinityTable()
+        var storage = DecisionStorage()
+        var buffers: (UnsafeRawPointer?, UnsafeRawPointer?)? = nil
+        for round in 0..<3 {
+            for host in 0..<50 {
+                let client = Client(address: .v4(0x0A00_0000 | UInt32(host) << 8), prefixLength: 24)
+                let now = 10 + Double(round)
+                var outcome: Affinity.Outcome? = lent.decide(service: Sticky.service, client: client, snapshot: snapshot,
+                                                             now: now, storage: &storage)
+                let expected = plain.decide(service: Sticky.service, client: client, snapshot: snapshot, now: now)
+                #expect(outcome!.decision.sites == expected.decision.sites && outcome!.event == expected.event)
+                #expect(outcome!.decision.ttl == expected.decision.ttl && outcome!.decision.scope == expected.decision.scope)
+                let used = (outcome!.decision.candidates.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) },
+                            outcome!.decision.sites.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) })
+                if let buffers { #expect(used.0 == buffers.0 && used.1 == buffers.1, "round \(round), host \(host): new arrays") }
+                buffers = used
+                storage.reclaim(outcome!.decision)
+                outcome = nil
+            }
+        }
+        #expect(lent.counts.created == 50 && lent.counts.kept == 100)
+    }
+
     /// Two engines with the same configuration and reports give the same answer to every
     /// client without sharing state; removing one site moves exactly the clients it had.
     @Test func twoEnginesAgreeAndASiteRemovalMovesOnlyItsClients() {

@@ -64,6 +64,29 @@ enum Topology {
         #expect(!decision.allDown)
     }
 
+    /// A decision made in lent storage (`DecisionStorage`, a UDP worker's) is the decision made
+    /// without it, and once the storage is reclaimed from it the next one is made in the same
+    /// arrays: no allocation per decision.
+    @Test func decisionsInLentStorageReuseItsArrays() {
+        var storage = DecisionStorage()
+        var buffers: (candidates: UnsafeRawPointer?, sites: UnsafeRawPointer?)? = nil
+        for (client, prefix, _, _) in Self.table {
+            let who = Client(address: IPAddress(client)!, prefixLength: prefix)
+            let snapshot = Topology.snapshot()
+            var decision: Decision? = Selector.select(service: snapshot.services[0], client: who, snapshot: snapshot,
+                                                      now: 1000, storage: &storage)
+            let plain = Topology.pick(client, prefix: prefix)
+            #expect(decision!.sites == plain.sites && decision!.scope == plain.scope && decision!.ttl == plain.ttl)
+            #expect(decision!.candidates.map(\.score) == plain.candidates.map(\.score))
+            let used = (decision!.candidates.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) },
+                        decision!.sites.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) })
+            if let buffers { #expect(used.0 == buffers.candidates && used.1 == buffers.sites, "\(client): new arrays") }
+            buffers = used
+            storage.reclaim(decision!)
+            decision = nil
+        }
+    }
+
     @Test func rttSourcesAreReported() {
         let candidates = Topology.pick("100.1.2.3").candidates
         #expect(candidates.allSatisfy { $0.rttSource == .geo(IPPrefix("100.0.0.0/8")!) })

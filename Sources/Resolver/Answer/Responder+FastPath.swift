@@ -113,7 +113,8 @@ extension Responder {
                 // No decision to reuse: decide here, and answer from the chosen site's
                 // template unless the decision needs the general path's rendering (several
                 // sites, the all-down answer), which then renders this decision.
-                let made = state.decide(service: index, client: who.client, now: now, sequence: context.sequence)
+                let made = state.decide(service: index, client: who.client, now: now, sequence: context.sequence,
+                                        storage: &decisionStorage)
                 decided = (index, made)
                 guard made.decision.sites.count == 1, !made.decision.allDown else { return false }
                 (site, ttl, decisionScope) = (made.decision.sites[0], made.decision.ttl, made.decision.scope)
@@ -139,6 +140,8 @@ extension Responder {
             } else if let (_, made) = decided, let serviceClient {
                 decided = nil
                 remember(made, service: index, client: serviceClient, now: now, state: state)
+                // Answered: its arrays are for the next decision (once `made` is gone, theirs alone).
+                decisionStorage.reclaim(made.decision)
             }
             // As `renderService` counts the answers it gives.
             if compiled.answerCount > 0 { countAnswer(service: index, site: serviceSite, now: now, state: state) }

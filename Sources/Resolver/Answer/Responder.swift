@@ -77,6 +77,9 @@ public struct Responder {
     /// The decision the fast path made for the current query when it then left the query to
     /// the general path, which renders it (`ServingState.answerService(decided:)`).
     var decided: (service: Int, made: ServiceDecision)?
+    /// The arrays of the last decision the fast path answered, lent to the next one, so that
+    /// deciding allocates nothing (`DecisionStorage`).
+    var decisionStorage = DecisionStorage()
     /// The query counts of both paths and the fast path's answer counts, not yet added to the
     /// state's ledger and metrics.
     var pending = PendingCounts()

@@ -21,14 +21,21 @@ extension ServingState {
             resolution.authority.append(SectionEntry(owner: entry.zone.origin, rrset: entry.zone.negativeSOA))
             return nil
         }
-        let made = decided ?? decide(service: entry.index, client: client, now: now, sequence: sequence)
+        let made: ServiceDecision
+        if let decided {
+            made = decided
+        } else {
+            var storage = DecisionStorage()
+            made = decide(service: entry.index, client: client, now: now, sequence: sequence, storage: &storage)
+        }
         renderService(entry, owner: question.name, type: type, sites: made.decision.sites, ttl: made.decision.ttl,
                       scope: made.decision.scope, now: now, into: &resolution)
         return made
     }
 
-    /// One steering decision for `client`, with its metrics.
-    func decide(service index: Int, client: Client, now: Double, sequence: UInt64) -> ServiceDecision {
+    /// One steering decision for `client`, with its metrics, made in `storage`.
+    func decide(service index: Int, client: Client, now: Double, sequence: UInt64,
+                storage: inout DecisionStorage) -> ServiceDecision {
         let service = steering.services[index]
         // Time one decision in 64: enough for the histogram, two clock reads spared for the rest.
         let timed = sequence & 63 == 0
@@ -36,13 +43,14 @@ extension ServingState {
         let made: ServiceDecision
         if service.isSticky {
             // Sticky: keep the client's site while it stays good enough (Affinity).
-            let outcome = affinity.decide(service: service, client: client, snapshot: steering, now: now)
+            let outcome = affinity.decide(service: service, client: client, snapshot: steering, now: now, storage: &storage)
             metrics.binding(outcome.event)
             // Any outcome that leaves a binding: deciding again would keep it (a site just
             // chosen is within the margin, or held down after a move).
             made = ServiceDecision(decision: outcome.decision, reusable: outcome.binding != nil)
         } else {
-            let decision = Selector.select(service: service, client: client, snapshot: steering, now: now, sequence: sequence)
+            let decision = Selector.select(service: service, client: client, snapshot: steering, now: now, sequence: sequence,
+                                           storage: &storage)
             // Round robin and weighted draw per query; the others are a function of the
             // client and the snapshot.
             made = ServiceDecision(decision: decision, reusable: service.policy != .roundRobin && service.policy != .weighted)
