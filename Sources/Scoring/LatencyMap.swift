@@ -36,7 +36,8 @@ public struct LatencyMap: Sendable {
     public var prefixCount: Int { entries.count }
 
     /// Gives back the room the arrays grew into while the map was built (up to half of
-    /// each, as arrays double): for a map loaded from a file and then only read.
+    /// each, as arrays double), and indexes the IPv4 trie's first sixteen bits
+    /// (`PrefixTrie.starts`): for a map loaded from a file and then mostly read.
     public mutating func compact() {
         func exact<T>(_ array: inout [T]) {
             guard array.capacity > array.count else { return }

@@ -35,7 +35,11 @@ import Testing
         return (visited, branches ? reached + 1 : reached)
     }
 
-    func check<Bits: FixedWidthInteger & UnsignedInteger & Sendable>(_: Bits.Type, seed: UInt64) {
+    /// `lengths` draws a prefix length; `indexed`: build the first-level index
+    /// (`PrefixTrie.buildIndex`) part-way through each round, so that walks start from it and
+    /// the rest of the round's prefixes are added to an indexed trie.
+    func check<Bits: FixedWidthInteger & UnsignedInteger & Sendable>(_: Bits.Type, seed: UInt64, indexed: Bool = false,
+                                                                       lengths: ((inout Random) -> Int)? = nil) -> PrefixTrie<Bits> {
         typealias Trie = PrefixTrie<Bits>
         var random = Random(state: seed)
         let width = Bits.bitWidth
@@ -45,11 +49,15 @@ import Testing
             bits = Trie.masked(Bits(truncatingIfNeeded: random.below(4)) << (width - 2), 2) | (bits >> 2)
             return bits
         }
+        var trie = Trie()
         for round in 0..<20 {
-            var trie = Trie()
+            trie = Trie()
             var stored: [(bits: Bits, length: Int, entry: Int32)] = []
-            for _ in 0..<(5 + round * 10) {
-                let length = random.below(width + 1)
+            let count = 5 + round * 10
+            let indexAt = indexed ? random.below(count + 1) : -1
+            for added in 0..<count {
+                if added == indexAt { trie.buildIndex() }
+                let length = lengths?(&random) ?? random.below(width + 1)
                 let bits = Trie.masked(randomBits(), length)
                 let node = trie.node(for: bits, length: length)
                 if trie.nodes[node].entry < 0 {
@@ -58,6 +66,7 @@ import Testing
                 }
                 #expect(trie.entry(of: bits, length: length) == trie.nodes[node].entry)
             }
+            if indexed && indexAt == count { trie.buildIndex() }
             #expect(trie.nodes.count <= 2 * stored.count + 1, "a node per prefix and per fork at most")
             for (bits, length, entry) in stored { #expect(trie.entry(of: bits, length: length) == entry) }
             for _ in 0..<200 {
@@ -76,8 +85,26 @@ import Testing
                         "round \(round), client \(String(masked, radix: 2)) /\(limit)")
             }
         }
+        return trie
     }
 
-    @Test func ipv4MatchesTheBitByBitTrie() { check(UInt32.self, seed: 0x1234_5678_9ABC_DEF1) }
-    @Test func ipv6MatchesTheBitByBitTrie() { check(UInt128.self, seed: 0x0FED_CBA9_8765_4321) }
+    @Test func ipv4MatchesTheBitByBitTrie() { _ = check(UInt32.self, seed: 0x1234_5678_9ABC_DEF1) }
+    @Test func ipv6MatchesTheBitByBitTrie() { _ = check(UInt128.self, seed: 0x0FED_CBA9_8765_4321) }
+
+    /// With the first-level index, built part-way and kept up as prefixes are added: the same
+    /// walks, for prefixes of every length and for a latency file's kind (mostly /24s, a few
+    /// short prefixes whose entries send walks back to the root).
+    @Test func ipv4WithTheIndexMatchesTheBitByBitTrie() {
+        _ = check(UInt32.self, seed: 0x5EED_0000_1234_ABCD, indexed: true)
+        let trie = check(UInt32.self, seed: 0x0BAD_CAFE_0000_0001, indexed: true) { random in
+            random.below(20) == 0 ? 8 + random.below(9) : (random.below(2) == 0 ? 24 : 17 + random.below(16))
+        }
+        #expect(trie.starts.count == 1 << 16 && trie.starts.contains { $0 > 0 }, "walks start below the root")
+    }
+
+    @Test func ipv6HasNoIndex() {
+        var trie = PrefixTrie<UInt128>()
+        trie.buildIndex()
+        #expect(trie.starts.isEmpty)
+    }
 }
