@@ -14,7 +14,8 @@
 # resolverd, NSD, gdnsd, resolverd, ... ROUNDS times and medians are reported:
 #   1. max rate (closed loop, OUTSTANDING in flight): queries/s, mean and p99 latency;
 #   2. fixed offered rate RATE (open loop): server CPU time per answered query, from
-#      /proc/PID/stat utime+stime of the server's process tree before and after;
+#      /proc/PID/stat utime+stime of the server's process tree before and after, and
+#      utime alone (the server's own code; the kernel's share is much the same for all);
 #   3. p99 latency at half of resolverd's max rate for that mix (same offered rate for all).
 # A correctness gate (dig) runs before any timing; every run is validated as well.
 #
@@ -380,14 +381,6 @@ stop_all
 
 # ---------------------------------------------------------------- timed runs
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() {               # user+system ticks of $1 and its descendants, all threads
-    local p total=0 t
-    for p in "$1" $(descendants "$1"); do
-        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
 kv() { awk -v k="$1" '/^loadgen-result / { for (i = 2; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == k) print substr($i, n + 1) } }' "$2"; }
 
 # One line per run: "phase server mix round key=value ..."
@@ -468,11 +461,11 @@ loadgen_run() {             # $1 phase, $2 server, $3 mix, $4 round, $5... loadg
     for try in 1 2; do
         rc=0
         wait_quiet
-        t0=$(cpu_ticks "$SERVER_PID"); b0=$(busy_ticks); c0=$(core_ticks "$SERVER_CPU"); d0=$(core_ticks "$CLIENT_CPU"); r0=$(rcvbuf_drops); s0=$(date +%s.%N)
+        t0=$(cpu_ticks "$SERVER_PID"); u0=$(cpu_ticks "$SERVER_PID" user); b0=$(busy_ticks); c0=$(core_ticks "$SERVER_CPU"); d0=$(core_ticks "$CLIENT_CPU"); r0=$(rcvbuf_drops); s0=$(date +%s.%N)
         timeout --kill-after=5 $((DURATION + 30)) "${PIN_CLIENT[@]}" "$LOADGEN" -s 127.0.0.1 -p "${PORT[$srv]}" \
             -f "$qf" -d "$DURATION" -n "$SOCKETS" -b "$BATCH" -a "$([[ $srv == echo ]] && echo NOERROR || allowed_of "$mix")" \
             -l "$lost_opt" -L "$phase/$srv/$mix/$round" "$@" >"$raw" 2>&1 || rc=$?
-        t1=$(cpu_ticks "$SERVER_PID"); b1=$(busy_ticks); c1=$(core_ticks "$SERVER_CPU"); d1=$(core_ticks "$CLIENT_CPU"); r1=$(rcvbuf_drops); s1=$(date +%s.%N)
+        t1=$(cpu_ticks "$SERVER_PID"); u1=$(cpu_ticks "$SERVER_PID" user); b1=$(busy_ticks); c1=$(core_ticks "$SERVER_CPU"); d1=$(core_ticks "$CLIENT_CPU"); r1=$(rcvbuf_drops); s1=$(date +%s.%N)
         alive "$SERVER_PID" || die "$srv died during the $phase run of $mix (see ${raw#"$ROOT"/})"
         grep -q '^loadgen-result ' "$raw" || { tail -5 "$raw" >&2; die "loadgen failed against $srv ($mix, rc $rc) — see ${raw#"$ROOT"/}"; }
         # A run that failed only by losing too much is repeated once: on a shared machine a
@@ -498,17 +491,20 @@ loadgen_run() {             # $1 phase, $2 server, $3 mix, $4 round, $5... loadg
     (( rc == 0 )) || { grep -v '^loadgen-result' "$raw" >&2; die "$phase run of $srv on $mix failed its checks (rc $rc) — see ${raw#"$ROOT"/}"; }
     problems=$(validate "$srv" "$mix" "$raw")
     [[ -z $problems ]] || die "$phase run of $srv on $mix: $(tr '\n' ';' <<<"$problems") — see ${raw#"$ROOT"/}"
-    local rec cpu_s srv_pct cpu_us other
+    local rec cpu_s srv_pct cpu_us user_us other
     rec=$(kv received "$raw")
     cpu_s=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.4f", (b - a) / hz }')
     srv_pct=$(awk -v c="$cpu_s" -v a="$s0" -v b="$s1" 'BEGIN { printf "%.0f", 100 * c / (b - a) }')
     cpu_us=$(awk -v c="$cpu_s" -v n="$rec" 'BEGIN { printf "%.3f", (n > 0 ? 1e6 * c / n : 0) }')
+    # The server's own code, apart from the kernel's work of receiving and sending, which is
+    # most of a UDP answer's CPU and much the same for every server.
+    user_us=$(awk -v a="$u0" -v b="$u1" -v hz="$CLK_TCK" -v n="$rec" 'BEGIN { printf "%.3f", (n > 0 ? 1e6 * (b - a) / hz / n : 0) }')
     # CPU (user + system, every core) used meanwhile by anything but the server and loadgen.
     other=$(awk -v a="$b0" -v b="$b1" -v hz="$CLK_TCK" -v c="$cpu_s" -v l="$(kv cpu_s "$raw")" -v t0="$s0" -v t1="$s1" \
         'BEGIN { o = (b - a) / hz - c - l; if (o < 0) o = 0; printf "%.0f", 100 * o / (t1 - t0) }')
-    printf '%s %s %s %s qps=%s offered=%s mean=%s p99=%s lost_pct=%s srv_cpu=%s lg_cpu=%s cpu_us=%s other=%s score=%s clcore=%s drops=%s\n' \
+    printf '%s %s %s %s qps=%s offered=%s mean=%s p99=%s lost_pct=%s srv_cpu=%s lg_cpu=%s cpu_us=%s user_us=%s other=%s score=%s clcore=%s drops=%s\n' \
         "$phase" "$srv" "$mix" "$round" "$(kv qps "$raw")" "$(kv offered_qps "$raw")" "$(kv mean_us "$raw")" \
-        "$(kv p99_us "$raw")" "$(kv lost_pct "$raw")" "$srv_pct" "$(kv cpu_pct "$raw")" "$cpu_us" "$other" \
+        "$(kv p99_us "$raw")" "$(kv lost_pct "$raw")" "$srv_pct" "$(kv cpu_pct "$raw")" "$cpu_us" "$user_us" "$other" \
         "$(core_pct "$c0" "$c1")" "$(core_pct "$d0" "$d1")" "$(( ${r1:-0} - ${r0:-0} ))" >> "$RESULTS"
     LAST_LINE=$(tail -1 "$RESULTS")
 }
@@ -607,13 +603,14 @@ LG_BUSY=0
     echo
     echo "### Fixed offered rate (open loop)"
     echo
-    echo "| mix | server | CPU µs per answer @ $RATE/s | server CPU @ $RATE/s | p99 (µs) @ $RATE/s | lost @ $RATE/s | offered rate = ½ resolverd max | p99 (µs) @ ½ | mean (µs) @ ½ | lost @ ½ |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| mix | server | CPU µs per answer @ $RATE/s | of which user space | server CPU @ $RATE/s | p99 (µs) @ $RATE/s | lost @ $RATE/s | offered rate = ½ resolverd max | p99 (µs) @ ½ | mean (µs) @ ½ | lost @ ½ |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for mix in static svc svc-ecs; do
         for srv in "${SERVERS[@]}"; do
             [[ " $(mixes_of "$srv") " == *" $mix "* ]] || continue
-            printf '| %s | %s | %s%s | %s%% | %s | %s%% | %s/s | %s%s | %s | %s%% |\n' "$mix" "$(label "$srv")" \
+            printf '| %s | %s | %s%s | %s | %s%% | %s | %s%% | %s/s | %s%s | %s | %s%% |\n' "$mix" "$(label "$srv")" \
                 "$(fmt2 "$(median rate "$srv" "$mix" cpu_us)")" "$(rate_note rate "$srv" "$mix" "$RATE")" \
+                "$(fmt2 "$(median rate "$srv" "$mix" user_us)")" \
                 "$(fmt0 "$(median rate "$srv" "$mix" srv_cpu)")" "$(fmt0 "$(median rate "$srv" "$mix" p99)")" \
                 "$(fmt2 "$(median rate "$srv" "$mix" lost_pct)")" \
                 "${HALF[$mix]}" "$(fmt0 "$(median half "$srv" "$mix" p99)")" "$(rate_note half "$srv" "$mix" "${HALF[$mix]}")" \
@@ -623,15 +620,16 @@ LG_BUSY=0
     echo
     echo "### Ratios (resolverd ÷ other; queries/s: > 1 = resolverd faster; CPU per answer: < 1 = resolverd cheaper)"
     echo
-    echo "| mix | queries/s resolverd/gdnsd | queries/s resolverd/NSD | CPU per answer resolverd/gdnsd | CPU per answer resolverd/NSD |"
-    echo "|---|---:|---:|---:|---:|"
+    echo "| mix | queries/s resolverd/gdnsd | queries/s resolverd/NSD | CPU per answer resolverd/gdnsd | CPU per answer resolverd/NSD | user-space CPU per answer resolverd/gdnsd |"
+    echo "|---|---:|---:|---:|---:|---:|"
     for mix in static svc svc-ecs; do
         rq=$(median max resolverd "$mix" qps) rc=$(median rate resolverd "$mix" cpu_us)
         nq="" ncpu=""
         [[ $mix == static ]] && { nq=$(median max nsd "$mix" qps); ncpu=$(median rate nsd "$mix" cpu_us); }
-        printf '| %s | **%s** | **%s** | %s | %s |\n' "$mix" \
+        printf '| %s | **%s** | **%s** | %s | %s | %s |\n' "$mix" \
             "$(ratio "$rq" "$(median max gdnsd "$mix" qps)")" "$(ratio "$rq" "$nq")" \
-            "$(ratio "$rc" "$(median rate gdnsd "$mix" cpu_us)")" "$(ratio "$rc" "$ncpu")"
+            "$(ratio "$rc" "$(median rate gdnsd "$mix" cpu_us)")" "$(ratio "$rc" "$ncpu")" \
+            "$(ratio "$(median rate resolverd "$mix" user_us)" "$(median rate gdnsd "$mix" user_us)")"
     done
     echo
     if [[ $CEILING == 1 ]]; then

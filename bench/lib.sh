@@ -18,6 +18,16 @@ descendants() {             # PIDs below $1, depth first
     done
 }
 
+cpu_ticks() {               # user+system clock ticks of $1 and its descendants, all threads; $2 = user: user space alone
+    local p total=0 t fields='$12 + $13'
+    [[ ${2:-} == user ]] && fields='$12'
+    for p in "$1" $(descendants "$1"); do
+        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk "{ print $fields }") || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+
 alive() {                   # running (a zombie awaiting reaping does not count)
     local st
     st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1

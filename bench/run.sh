@@ -190,14 +190,6 @@ log "answers identical on all $NQ queries (NXDOMAIN share ${NX_EXPECTED_PCT}%)"
 
 # ---------------------------------------------------------------- one timed run
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() {               # user+system ticks of $1 and its descendants (threads included)
-    local p total=0 t
-    for p in "$1" $(descendants "$1"); do
-        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
 
 # Results, one line per run: "name qps latency_ms server_cpu_pct client_cpu_pct"
 RESULTS=$TMP/results.txt
