@@ -37,6 +37,16 @@ public enum Queueing {
         return min(serviceMs + wait, cap)
     }
 
+    /// The chance that a site whose utilisation is estimated at `utilization`, with normal
+    /// error `standardError`, is in fact at 1 or above: Q((1 − ρ) / σ). 0 without an error, and
+    /// not computed where it is below 10⁻⁹ (six standard errors and more).
+    public static func overloadProbability(utilization rho: Double, standardError sigma: Double) -> Double {
+        guard sigma > 0 else { return rho >= 1 ? 1 : 0 }
+        let z = (1 - rho) / sigma
+        if z >= 6 { return 0 }
+        return 0.5 * erfc(z / 2.0.squareRoot())
+    }
+
     /// The service time at low load of a site that measured a compute delay of `delayMs` at
     /// utilisation `rho` (a CATS level-0 report): the one for which `responseTime` gives the
     /// measurement back, found by bisection. It lies between delay × (1 − ρ), the answer for

@@ -120,11 +120,24 @@ extension Candidate {
         if (excluded == nil || excluded == .overloaded) && policy != .nearest {
             excluded = utilization >= parameters.overloadUtilization ? .overloaded : nil
         }
-        let serviceMs = snapshot.loads[site].serviceMs ?? parameters.defaultServiceMs
+        let load = snapshot.loads[site]
+        let serviceMs = load.serviceMs ?? parameters.defaultServiceMs
+        let capacity = Selector.capacity(of: site, snapshot)
         computeDelay = Queueing.responseTime(serviceMs: serviceMs, utilization: utilization,
-                                             servers: Queueing.servers(capacity: Selector.capacity(of: site, snapshot),
-                                                                       serviceMs: serviceMs),
+                                             servers: Queueing.servers(capacity: capacity, serviceMs: serviceMs),
                                              cap: parameters.maxComputeMs)
+        if policy == .responseTime {
+            // The reported utilisation is a sample, and the demand behind it moves
+            // (`SiteLoad.overloadError`): a site reported at 0.95 may be at 1.0 already, or
+            // be there before the clients given it now come back, and then requests meet the
+            // cap rather than the model's delay. Counted at that chance, a site near capacity
+            // keeps headroom in proportion to how little its reports say, rather than being
+            // filled to the brim by the steepness of the M/M/c curve alone.
+            let error = load.overloadError(capacity: capacity, defaultWindow: parameters.freshFor,
+                                           swingErrors: parameters.swingErrors)
+            let overload = Queueing.overloadProbability(utilization: utilization, standardError: error)
+            computeDelay += overload * (parameters.maxComputeMs - computeDelay)
+        }
         switch policy {
         case .responseTime: score = rtt + computeDelay
         case .nearest: score = rtt

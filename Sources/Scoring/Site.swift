@@ -119,6 +119,11 @@ public struct SiteLoad: Hashable, Sendable {
     /// previous report; nil for a first report. A change made during that span is only partly
     /// in the report.
     public var window: Double?
+    /// How far the site's utilisation moves from one report to the next: a moving mean of
+    /// the change (each report weighs a fifth); nil before the second report. Demand that
+    /// drifts, and clients that are large parts of the site, move it more than the sampling
+    /// error of one report (`utilizationError`) says.
+    public var swing: Double?
 
     public init(utilization: Double, capacity: Double? = nil, serviceMs: Double? = nil, queue: Int? = nil,
                 healthy: Bool = true, reportedAt: Double?) {
@@ -130,13 +135,30 @@ public struct SiteLoad: Hashable, Sendable {
         self.reportedAt = reportedAt
     }
 
-    /// This report with its measurement window set from the one before it.
+    /// This report with its measurement window and swing set from the one before it.
     public func measured(after previous: SiteLoad) -> SiteLoad {
         var load = self
         if load.window == nil, let now = reportedAt, let before = previous.reportedAt, now > before {
             load.window = now - before
         }
+        if load.swing == nil, previous.reportedAt != nil {
+            let change = abs(utilization - previous.utilization)
+            load.swing = previous.swing.map { 0.8 * $0 + 0.2 * change } ?? change
+        }
         return load
+    }
+
+    /// The error of the reported utilisation as an estimate of where the site is, or will be
+    /// before the answers given now can be revised: the sampling error of the report
+    /// (`utilizationError`) and its swing, as independent errors, the swing counted up to
+    /// `swingErrors` sampling errors. A site's swing is also the clients this server moved
+    /// there or away, which on a small site are large steps; counted in full, that swing
+    /// priced small sites out of use in calm times (the flash-crowd scenario's edges were
+    /// empty before the crowd came, which then fell on all of them at once).
+    public func overloadError(capacity: Double, defaultWindow: Double, swingErrors: Double) -> Double {
+        let sampling = utilizationError(capacity: capacity, defaultWindow: defaultWindow)
+        let swing = min(swing ?? 0, swingErrors * sampling)
+        return (sampling * sampling + swing * swing).squareRoot()
     }
 
     /// The fraction of a change made at `time` that this report already reflects: none if made
@@ -155,10 +177,12 @@ public struct SiteLoad: Hashable, Sendable {
     /// is √(2/N); so σ = u·√(2/N) = √(2u / (C·T)). A small site reporting every few seconds
     /// is a few points of utilisation off either way: near capacity, where the M/M/c delay is
     /// steep, that is more than the affinity margin. `defaultWindow` stands in for a first
-    /// report. 0 for a site that has not reported.
+    /// report, and a window is taken to be a second at least: a report sooner after the last
+    /// is more likely a repeat (a retry, a batch) than a measurement of so short a span. 0 for a
+    /// site that has not reported.
     public func utilizationError(capacity: Double, defaultWindow: Double) -> Double {
         guard reportedAt != nil, capacity > 0 else { return 0 }
-        let span = max(window ?? defaultWindow, 1e-3)
+        let span = max(window ?? defaultWindow, 1)
         return min((2 * max(utilization, 0) / (capacity * span)).squareRoot(), 1)
     }
 
@@ -191,6 +215,11 @@ public struct ScoringParameters: Hashable, Sendable {
     /// site's reported utilisation taken this many standard errors against the move
     /// (`SiteLoad.utilizationError`). 0 turns it off.
     public var moveStandardErrors: Double = 1
+    /// How much of a site's swing between reports counts in its chance of being overloaded,
+    /// at most, in sampling errors of its report (`SiteLoad.overloadError`); 0 counts the
+    /// sampling error alone.
+    public var swingErrors: Double = 4
 
     public init() {}
 }
+

@@ -48,16 +48,27 @@ import Glibc
 
 /// The `steering` tunables of the scoring model.
 @Suite struct SteeringConfigurationTests {
-    @Test func configurationReadsMoveStandardErrorsAndChecksItsRange() throws {
+    /// Each key: a value it reads, its default, and a value out of its range, which is an
+    /// error at its file and line.
+    static var keys: [(key: String, field: KeyPath<ScoringParameters, Double>, value: Double, standard: Double, outside: Double)] {
+        [
+            ("move-standard-errors", \.moveStandardErrors, 2.5, 1, -1),
+            ("swing-errors", \.swingErrors, 0, 4, 101),
+        ]
+    }
+
+    @Test(arguments: keys.indices)
+    func configurationReadsTheKeyAndChecksItsRange(_ index: Int) throws {
+        let (key, field, value, standard, outside) = Self.keys[index]
         let directory = try Paths.temporaryDirectory()
         let path = directory + "/resolverd.yaml"
-        try "steering:\n  move-standard-errors: 2.5\nzones: \(Paths.zones)\n".write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(try Configuration.load(path: path).get().scoring.moveStandardErrors == 2.5)
+        try "steering:\n  \(key): \(value)\nzones: \(Paths.zones)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try Configuration.load(path: path).get().scoring[keyPath: field] == value)
         try "zones: \(Paths.zones)\n".write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(try Configuration.load(path: path).get().scoring.moveStandardErrors == 1)
-        try "steering:\n  move-standard-errors: -1\nzones: \(Paths.zones)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try Configuration.load(path: path).get().scoring[keyPath: field] == standard)
+        try "steering:\n  \(key): \(outside)\nzones: \(Paths.zones)\n".write(toFile: path, atomically: true, encoding: .utf8)
         let (_, errors) = Configuration.loadPartial(path: path)
-        #expect(errors.count == 1 && errors[0].description.hasPrefix("resolverd.yaml:2: steering.move-standard-errors"),
+        #expect(errors.count == 1 && errors[0].description.hasPrefix("resolverd.yaml:2: steering.\(key)"),
                 "\(errors.map(\.description))")
     }
 }

@@ -345,7 +345,8 @@ struct SplitMix: RandomNumberGenerator {
     static let bound = Binding(site: "a", boundAt: 0, lastSeen: 5)
 
     static func snapshot(window: Double, errors: Double = 1, b: Double = 0.7) -> SteeringSnapshot {
-        var snapshot = Sticky.snapshot(rtts: [10, 10], loads: [0.85, b].map { Sticky.load($0, at: 100).measured(after: Sticky.load(0, at: 100 - window)) },
+        // The report before at the same figure: a window of `window` seconds, and no swing.
+        var snapshot = Sticky.snapshot(rtts: [10, 10], loads: [0.85, b].map { Sticky.load($0, at: 100).measured(after: Sticky.load($0, at: 100 - window)) },
                                        sites: sites, services: [service])
         snapshot.parameters.moveStandardErrors = errors
         return snapshot
@@ -358,6 +359,9 @@ struct SplitMix: RandomNumberGenerator {
         #expect(abs(SiteLoad(utilization: 0.5, reportedAt: 10).utilizationError(capacity: 240, defaultWindow: 10)
                     - (1.0 / 2400).squareRoot()) < 1e-12, "a first report: the default window")
         #expect(SiteLoad.unknown.utilizationError(capacity: 240, defaultWindow: 10) == 0)
+        let repeated = SiteLoad(utilization: 0.5, reportedAt: 10.05).measured(after: SiteLoad(utilization: 0.5, reportedAt: 10))
+        #expect(abs(repeated.utilizationError(capacity: 240, defaultWindow: 10) - (1.0 / 240).squareRoot()) < 1e-12,
+                "50 ms after the last: a second's measurement")
         #expect(SiteLoad(utilization: 0.5, reportedAt: 10).utilizationError(capacity: 0, defaultWindow: 10) == 0)
     }
 

@@ -37,6 +37,19 @@ import Testing
         }
     }
 
+    /// The chance that a site estimated at ρ with error σ is at capacity: Q((1 − ρ) / σ), a
+    /// step where there is no error, and none at six errors and more.
+    @Test func overloadProbabilityIsTheNormalTail() {
+        let table: [(rho: Double, sigma: Double, chance: Double)] = [
+            (0.9, 0.1, 0.158_655), (0.8, 0.1, 0.022_750), (1.0, 0.05, 0.5), (1.1, 0.1, 0.841_345),
+            (0.7, 0.1, 0.001_350), (0.4, 0.1, 0), (0.95, 0, 0), (1.0, 0, 1),
+        ]
+        for (rho, sigma, chance) in table {
+            let got = Queueing.overloadProbability(utilization: rho, standardError: sigma)
+            #expect(abs(got - chance) < 1e-6, "ρ=\(rho) σ=\(sigma): \(got)")
+        }
+    }
+
     @Test func capsAndEdges() {
         #expect(Queueing.responseTime(serviceMs: 20, utilization: 1, servers: 8, cap: 1000) == 1000)
         #expect(Queueing.responseTime(serviceMs: 20, utilization: 3, servers: 8, cap: 1000) == 1000)

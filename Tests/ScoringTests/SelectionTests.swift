@@ -206,6 +206,45 @@ enum Topology {
         #expect(elsewhere.candidates.map(\.utilization) == base.candidates.map(\.utilization))
     }
 
+    /// A report's swing: none for a first report, the change for a second, then a moving
+    /// mean in which each report weighs a fifth; the window is the time since the last one.
+    @Test func reportsCarryTheirSwing() {
+        let first = SiteLoad(utilization: 0.5, reportedAt: 100).measured(after: .unknown)
+        #expect(first.swing == nil && first.window == nil)
+        let second = SiteLoad(utilization: 0.7, reportedAt: 105).measured(after: first)
+        #expect(abs(second.swing! - 0.2) < 1e-12 && second.window == 5)
+        let third = SiteLoad(utilization: 0.6, reportedAt: 110).measured(after: second)
+        #expect(abs(third.swing! - (0.8 * 0.2 + 0.2 * 0.1)) < 1e-12)
+        // The overload error: the sampling error, and the swing up to `swingErrors` of them.
+        let sampling = third.utilizationError(capacity: 400, defaultWindow: 10)
+        #expect(abs(third.overloadError(capacity: 400, defaultWindow: 10, swingErrors: 0) - sampling) < 1e-12)
+        let capped = min(third.swing!, 4 * sampling)
+        #expect(abs(third.overloadError(capacity: 400, defaultWindow: 10, swingErrors: 4)
+                    - (sampling * sampling + capped * capped).squareRoot()) < 1e-12)
+    }
+
+    /// The nearest site near capacity, whose reports swing, is worth its chance of being
+    /// overloaded by the time the answer is used: the client goes to the next best site,
+    /// which it would not for the M/M/c delay at the reported figure alone.
+    @Test func aSwingingSiteNearCapacityKeepsHeadroom() {
+        let calm = SiteLoad(utilization: 0.3, serviceMs: 10, reportedAt: 994)
+        let before = SiteLoad(utilization: 0.75, serviceMs: 10, reportedAt: 994)
+        let swinging = SiteLoad(utilization: 0.85, serviceMs: 10, reportedAt: 999).measured(after: before)
+        let loads = [calm, calm, swinging]
+        #expect(abs(swinging.swing! - 0.1) < 1e-12)
+        var without = ScoringParameters()
+        without.swingErrors = 0
+        let plain = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, parameters: without), now: 1000)
+        #expect(Topology.id(plain) == "par1")   // 4 ms away, and at 0.85 of 4 servers still the best
+        let risky = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads), now: 1000)
+        #expect(Topology.id(risky) == "ams1")
+        let delay = Queueing.responseTime(serviceMs: 10, utilization: 0.85, servers: 4, cap: 1000)
+        #expect(risky.candidates[2].computeDelay > delay + 50 && plain.candidates[2].computeDelay < delay + 1)
+        // The baselines do not price it: nearest still goes to par1.
+        let nearest = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, policy: .nearest), now: 1000)
+        #expect(Topology.id(nearest) == "par1")
+    }
+
     @Test func baselinePolicies() {
         let loads = [SiteLoad(utilization: 0.8, reportedAt: 999), SiteLoad(utilization: 0.2, reportedAt: 999),
                      SiteLoad(utilization: 0.5, reportedAt: 999)]

@@ -173,7 +173,7 @@ extension ScoringParameters {
     /// and simulation scenarios.
     static let configKeys: Set<String> = ["fresh-for", "stale-after", "unknown-utilization", "default-service-ms",
                                           "max-compute-ms", "all-down", "load-per-answer",
-                                          "move-standard-errors"]
+                                          "move-standard-errors", "swing-errors"]
 
     /// Sets the parameter named `field` (one of `configKeys`) from `item`.
     mutating func read(_ field: String, _ item: Node, path: String, reader: ConfigReader) {
@@ -184,6 +184,7 @@ extension ScoringParameters {
         case "default-service-ms": defaultServiceMs = reader.double(item, path, range: 0.001...60_000) ?? defaultServiceMs
         case "load-per-answer": loadPerAnswer = reader.double(item, path, range: 0...1e6) ?? loadPerAnswer
         case "move-standard-errors": moveStandardErrors = reader.double(item, path, range: 0...10) ?? moveStandardErrors
+        case "swing-errors": swingErrors = reader.double(item, path, range: 0...100) ?? swingErrors
         case "max-compute-ms": maxComputeMs = reader.double(item, path, range: 1...600_000) ?? maxComputeMs
         default:
             guard let text = reader.string(item, path) else { return }
