@@ -67,12 +67,14 @@ for mix in compiled static svc svc-ecs; do
     # A warm-up second: a client's first queries in a state are decided by the general path;
     # the fast path's figure is for the steady state that follows.
     "$OUT/loadgen" -s 127.0.0.1 -p "$PORT" -f "$TMP/q-$mix.txt" -r "$RATE" -d 1 -n 1 >/dev/null || true
+    sleep 0.1   # the workers add their counts every 10 ms and when idle (UDPWorkers.flushMilliseconds)
     fast_before=$(compiled)
     perf record -q -g -e 'probe_libc:*' -p "$PID" -o "$TMP/perf.data" -- sleep $(( DURATION + 1 )) >/dev/null 2>&1 &
     RECORDER=$!
     sleep 0.5
     result=$("$OUT/loadgen" -s 127.0.0.1 -p "$PORT" -f "$TMP/q-$mix.txt" -r "$RATE" -d "$DURATION" -n 1 | grep '^loadgen-result' || true)
     wait "$RECORDER" || true
+    sleep 0.1
     fast=$(( $(compiled) - ${fast_before:-0} ))
     answered=$(sed -n 's/.* received=\([0-9]*\).*/\1/p' <<<"$result")
     # One record per allocation: a header line, its stack, a blank line.
