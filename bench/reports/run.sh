@@ -60,10 +60,7 @@ done
 (( DURATION >= 1 && ROUNDS >= 1 && RATE >= 1 && CONNS >= 1 && DEPTH >= 1 )) || die "DURATION, ROUNDS, RATE, CONNS, DEPTH must be >= 1"
 [[ $MAX_LOSS_PCT =~ ^[0-9]+([.][0-9]+)?$ ]] || die "MAX_LOSS_PCT must be a number"
 [[ $CASE == small || $CASE == scale ]] || die "CASE must be small or scale (got '$CASE')"
-if [[ ! -x $RESOLVERD_BIN && $RESOLVERD_BIN == /tmp/resolverd-scale && -x $ROOT/.build/release/resolverd ]]; then
-    cp "$ROOT/.build/release/resolverd" "$RESOLVERD_BIN"
-    log "copied .build/release/resolverd to $RESOLVERD_BIN"
-fi
+refresh_default_binary
 [[ -x $RESOLVERD_BIN ]] || die "resolverd binary not found at $RESOLVERD_BIN — build a release (make release) or set RESOLVERD_BIN"
 [[ -f $ROOT/bench/loadgen.c ]] || die "bench/loadgen.c is missing: this benchmark needs its per-query ECS"
 for tool in python3 dig taskset ss timeout awk cc; do

@@ -130,3 +130,13 @@ profile() {
         grep '%' | grep -vE 'start_thread|_dispatch_|swift_job_run|runJobInEstablished|\[k\]' | head -"${3:-25}" |
         $demangle | awk '{ $3 = ""; print "    " substr($0, 1, 170) }'
 }
+
+# The default binary (/tmp/resolverd-scale) is a copy of .build/release/resolverd, made again
+# whenever the build is newer: a copy left from an earlier build would measure old code.
+refresh_default_binary() {
+    if [[ $RESOLVERD_BIN == /tmp/resolverd-scale && -x $ROOT/.build/release/resolverd
+          && ( ! -x $RESOLVERD_BIN || $ROOT/.build/release/resolverd -nt $RESOLVERD_BIN ) ]]; then
+        cp "$ROOT/.build/release/resolverd" "$RESOLVERD_BIN"
+        log "copied .build/release/resolverd to $RESOLVERD_BIN"
+    fi
+}

@@ -17,7 +17,7 @@
 #
 # Usage: bench/scale/run.sh
 # Knobs (environment):
-#   RESOLVERD_BIN=/tmp/resolverd-scale   (copied from .build/release/resolverd if missing)
+#   RESOLVERD_BIN=/tmp/resolverd-scale   (a copy of .build/release/resolverd, made again when the build is newer)
 #   DURATION=10 ROUNDS=3 WARMUP=5 WARMUP_MAX=300 OUTSTANDING=200 SERVER_CPU=0 CLIENT_CPU=1
 #   LOAD_TIMEOUT=600                     seconds to wait for the scale case's first answer; a
 #                                        server still loading then is profiled with perf for
@@ -57,10 +57,7 @@ for v in DURATION ROUNDS OUTSTANDING SERVER_CPU CLIENT_CPU LOAD_TIMEOUT PROFILE_
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 (( DURATION >= 1 && ROUNDS >= 1 && OUTSTANDING >= 1 )) || die "DURATION, ROUNDS, OUTSTANDING must be >= 1"
-if [[ ! -x $RESOLVERD_BIN && $RESOLVERD_BIN == /tmp/resolverd-scale && -x $ROOT/.build/release/resolverd ]]; then
-    cp "$ROOT/.build/release/resolverd" "$RESOLVERD_BIN"
-    log "copied .build/release/resolverd to $RESOLVERD_BIN"
-fi
+refresh_default_binary
 [[ -x $RESOLVERD_BIN ]] || die "resolverd binary not found at $RESOLVERD_BIN — build a release (make release) or set RESOLVERD_BIN"
 for tool in python3 dig taskset ss timeout awk cc /usr/bin/time; do
     command -v "$tool" >/dev/null || die "'$tool' is missing"
