@@ -126,7 +126,8 @@ extension Candidate {
         computeDelay = Queueing.responseTime(serviceMs: serviceMs, utilization: utilization,
                                              servers: Queueing.servers(capacity: capacity, serviceMs: serviceMs),
                                              cap: parameters.maxComputeMs)
-        if policy == .responseTime {
+        // At the cap already (at or past capacity) there is nothing to add: no `erfc` for it.
+        if policy == .responseTime && computeDelay < parameters.maxComputeMs {
             // The reported utilisation is a sample, and the demand behind it moves
             // (`SiteLoad.overloadError`): a site reported at 0.95 may be at 1.0 already, or
             // be there before the clients given it now come back, and then requests meet the
@@ -174,21 +175,22 @@ public struct DecisionStorage: Sendable {
         (candidates, sites) = (decision.candidates, decision.sites)
     }
 
-    /// The candidates' array, emptied, for a decision to fill (left empty here, so that the
-    /// decision holds the only reference and fills it in place).
-    mutating func takeCandidates() -> [Candidate] {
-        var taken: [Candidate] = []
-        swap(&taken, &candidates)
-        taken.removeAll(keepingCapacity: true)
+    /// The candidates' array, emptied, for a decision to fill.
+    mutating func takeCandidates() -> [Candidate] { Self.take(&candidates) }
+
+    /// The sites' array holding `site` alone.
+    mutating func takeSites(holding site: Int) -> [Int] {
+        var taken = Self.take(&sites)
+        taken.append(site)
         return taken
     }
 
-    /// The sites' array holding `site` alone, taken as `takeCandidates` takes its array.
-    mutating func takeSites(holding site: Int) -> [Int] {
-        var taken: [Int] = []
-        swap(&taken, &sites)
+    /// `array`, emptied with its capacity kept, and left empty behind: the decision holds the
+    /// only reference and fills it in place.
+    private static func take<Element>(_ array: inout [Element]) -> [Element] {
+        var taken: [Element] = []
+        swap(&taken, &array)
         taken.removeAll(keepingCapacity: true)
-        taken.append(site)
         return taken
     }
 }
