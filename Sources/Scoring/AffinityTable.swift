@@ -140,10 +140,22 @@ public final class AffinityTable: Sendable {
         state.withLock { state in
             if !state.sincePublish.isEmpty {
                 var rates: [Double] = []
-                for (position, index) in service.sites.enumerated() {
-                    guard let rate = state.sincePublish[snapshot.sites[index].id], rate != 0 else { continue }
+                func add(_ rate: Double, at position: Int) {
+                    guard rate != 0 else { return }
                     if rates.isEmpty { rates = Array(repeating: 0, count: service.sites.count) }
                     rates[position] = rate
+                }
+                // Whichever is shorter is walked, the sites moved to or the service's own, so
+                // a 1000-site service hashes only the few sites placed to since the publish.
+                if state.sincePublish.count < service.sites.count && !service.listsASiteTwice {
+                    for (id, rate) in state.sincePublish {
+                        guard let index = snapshot.siteIndex(id), let position = service.position(of: index) else { continue }
+                        add(rate, at: position)
+                    }
+                } else {
+                    for (position, index) in service.sites.enumerated() {
+                        if let rate = state.sincePublish[snapshot.sites[index].id] { add(rate, at: position) }
+                    }
                 }
                 if !rates.isEmpty {
                     var current = snapshot

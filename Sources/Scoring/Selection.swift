@@ -274,7 +274,8 @@ public enum Selector {
             }
             for position in 0..<count {
                 var found = measured[position]
-                if found.depth < 0, let first = service.position(of: service.sites[position]), first != position {
+                if found.depth < 0, service.listsASiteTwice, let first = service.position(of: service.sites[position]),
+                   first != position {
                     found = measured[first]   // a site listed twice: its measurement went to its first place
                 }
                 let rtt = found.depth >= 0

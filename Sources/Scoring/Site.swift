@@ -45,11 +45,13 @@ public struct Service: Hashable, Sendable {
     public var name: String
     /// Indices into the snapshot's `sites`.
     public var sites: [Int] {
-        didSet { positions = Self.positions(of: sites) }
+        didSet { (positions, listsASiteTwice) = Self.positions(of: sites) }
     }
     /// Site index → its first place in `sites`, for a service of more sites than a scan of
     /// them is quick for (empty otherwise).
     private var positions: [Int: Int]
+    /// Some site is in `sites` more than once (its measurement then goes to its first place).
+    public private(set) var listsASiteTwice: Bool
     public var ttl: UInt32
     /// Sites per answer.
     public var answers: Int
@@ -76,7 +78,7 @@ public struct Service: Hashable, Sendable {
                 affinityHold: Double = 300, affinityMargin: Double = 0.2, affinityHoldDown: Double = Service.defaultHoldDown) {
         self.name = name
         self.sites = sites
-        self.positions = Self.positions(of: sites)
+        (self.positions, self.listsASiteTwice) = Self.positions(of: sites)
         self.ttl = ttl
         self.answers = answers
         self.policy = policy
@@ -94,12 +96,12 @@ public struct Service: Hashable, Sendable {
 
     private static let scanned = 16
 
-    private static func positions(of sites: [Int]) -> [Int: Int] {
-        guard sites.count > scanned else { return [:] }
+    private static func positions(of sites: [Int]) -> ([Int: Int], twice: Bool) {
+        guard sites.count > scanned else { return ([:], Set(sites).count < sites.count) }
         var positions: [Int: Int] = [:]
         positions.reserveCapacity(sites.count)
         for (position, site) in sites.enumerated() where positions[site] == nil { positions[site] = position }
-        return positions
+        return (positions, positions.count < sites.count)
     }
 }
 

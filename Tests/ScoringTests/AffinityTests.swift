@@ -461,3 +461,32 @@ struct SplitMix: RandomNumberGenerator {
         #expect(!outcome.decision.allDown && outcome.decision.sites == light.decision.sites)
     }
 }
+
+/// The load a table has moved since its last publish counts in its next decisions at every
+/// place of the site it went to, and nowhere else: walked from the moved sites for a service
+/// of more sites than were moved to, from the service's own sites for one of fewer, or that
+/// lists a site twice.
+@Test(arguments: [Array(0..<40), [0], [0, 1, 2, 0]])
+func loadMovedSinceThePublishCountsWhereItWent(_ members: [Int]) {
+    let sites = (0..<40).map { Site(id: "e\($0)", addresses: [.v4(UInt32($0 + 1))], capacity: 100) }
+    let service = Service(name: "s.", sites: members, ttl: 20, affinityHold: 300, affinityMargin: 0.2)
+    var map = LatencyMap()
+    for site in 0..<40 { map.setRTT(10, prefix: IPPrefix("0.0.0.0/0")!, site: site) }
+    let snapshot = SteeringSnapshot(sites: sites, services: [service], latency: map)
+    let second = Client(address: IPAddress("198.51.100.0")!, prefixLength: 24)
+    let baseline = AffinityTable().decide(service: service, client: second, snapshot: snapshot, now: 1).decision.candidates
+
+    let table = AffinityTable()
+    let first = table.decide(service: service, client: Sticky.client, snapshot: snapshot, now: 1)
+    let moved = snapshot.siteIndex(first.binding!.site)!
+    let after = table.decide(service: service, client: second, snapshot: snapshot, now: 1).decision.candidates
+    #expect(after.map(\.site) == baseline.map(\.site))
+    for (now, before) in zip(after, baseline) {
+        if now.site == moved {
+            #expect(now.utilization > before.utilization, "site \(now.site)")
+        } else {
+            #expect(now.utilization == before.utilization, "site \(now.site)")
+        }
+    }
+    #expect(service.listsASiteTwice == (Set(members).count < members.count))
+}
