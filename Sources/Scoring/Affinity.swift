@@ -180,11 +180,15 @@ public enum Affinity {
             let unloaded = pool.filter { (newBindingShare[$0.site] ?? 0) <= (1 + epsilon) * fair }
             if !unloaded.isEmpty { pool = unloaded }
         }
-        let chosen = pool.max { lhs, rhs in
-            let a = rendezvousWeight(key: key, site: snapshot.sites[lhs.site].id, weight: headroom(lhs))
-            let b = rendezvousWeight(key: key, site: snapshot.sites[rhs.site].id, weight: headroom(rhs))
-            return (a, rhs.site) < (b, lhs.site)
-        }!
+        // The highest weight wins, the lowest site index among equals; each weight is
+        // computed once, and the prefix's part of the hash once for all of them.
+        let seed = prefixHash(key)
+        var chosen = pool[0]
+        var highest = rendezvousWeight(prefixHash: seed, site: snapshot.sites[chosen.site].id, weight: headroom(chosen))
+        for candidate in pool.dropFirst() {
+            let weight = rendezvousWeight(prefixHash: seed, site: snapshot.sites[candidate.site].id, weight: headroom(candidate))
+            if weight > highest || (weight == highest && candidate.site < chosen.site) { (chosen, highest) = (candidate, weight) }
+        }
         decision.allDown = false
         answer(&decision.sites, first: chosen.site, eligible: eligible, count: service.answers)
         decision.ttl = adaptiveTTL(service: service, chosen: chosen, candidates: eligible, snapshot: snapshot)
@@ -288,16 +292,39 @@ public enum Affinity {
     /// Weighted highest-random-weight score: −w / ln(u), u uniform in (0, 1) from a hash of
     /// (prefix, site). The site with the highest value wins; its chance is proportional to w.
     static func rendezvousWeight(key: IPPrefix, site: String, weight: Double) -> Double {
-        -weight / log(unitHash(key: key, site: site))
+        rendezvousWeight(prefixHash: prefixHash(key), site: site, weight: weight)
+    }
+
+    static func rendezvousWeight(prefixHash: UInt64, site: String, weight: Double) -> Double {
+        -weight / log(unitHash(prefixHash: prefixHash, site: site))
     }
 
     /// A hash of (prefix, site) as a number uniform in (0, 1).
     static func unitHash(key: IPPrefix, site: String) -> Double {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 // FNV-1a, then a 64-bit finaliser
-        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        for byte in key.address.bytes { mix(byte) }
-        mix(UInt8(key.length))
-        for byte in site.utf8 { mix(byte) }
+        unitHash(prefixHash: prefixHash(key), site: site)
+    }
+
+    /// `unitHash`'s FNV-1a state after the prefix (its address bytes in network order, then
+    /// its length): the part that is the same for every site.
+    static func prefixHash(_ key: IPPrefix) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ word: UInt64, bytes: Int) {
+            for shift in stride(from: 8 * (bytes - 1), through: 0, by: -8) {
+                hash = (hash ^ (word >> UInt64(shift) & 0xFF)) &* 0x0000_0100_0000_01B3
+            }
+        }
+        switch key.address {
+        case .v4(let value): mix(UInt64(value), bytes: 4)
+        case .v6(let high, let low): mix(high, bytes: 8); mix(low, bytes: 8)
+        }
+        mix(UInt64(key.length), bytes: 1)
+        return hash
+    }
+
+    /// FNV-1a over the site's name from `prefixHash`, then a 64-bit finaliser.
+    static func unitHash(prefixHash: UInt64, site: String) -> Double {
+        var hash = prefixHash
+        for byte in site.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
         hash ^= hash >> 33
         hash &*= 0xFF51_AFD7_ED55_8CCD
         hash ^= hash >> 33

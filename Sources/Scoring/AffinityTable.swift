@@ -179,7 +179,7 @@ public final class AffinityTable: Sendable {
         let queryRate = existing?.queryRate(now: now, ttl: ttl) ?? 1 / max(ttl, 1)
         let perClientQuery = perQuery?.of(viaResolver: client.isSourceAddress) ?? snapshot.parameters.loadPerAnswer
         var outcome = Affinity.decide(service: service, client: client, snapshot: moved ?? snapshot, now: now, existing: existing,
-                                      shares: { self.state.withLock { Self.shares($0, of: service.sites, in: snapshot.sites) } },
+                                      shares: { self.state.withLock { Self.shares($0, of: service, in: snapshot) } },
                                       demand: queryRate * perClientQuery * weight, storage: &storage)
         // A table that has just started places its clients blind: it knows neither how much
         // load they bring nor, without a report since, where they went. Answers of its first
@@ -260,6 +260,20 @@ public final class AffinityTable: Sendable {
     /// decision does not grow with the number of sites configured.
     public func newBindingShare(of indices: [Int], in sites: [Site], now: Double) -> [Int: Double] {
         state.withLock { Self.shares($0, of: indices, in: sites) }
+    }
+
+    /// As below for `service`'s sites, walking whichever is shorter, the sites with recent
+    /// new bindings or the service's own; sites with no share are left out.
+    private static func shares(_ state: State, of service: Service, in snapshot: SteeringSnapshot) -> [Int: Double] {
+        guard state.fresh.count < service.sites.count else { return shares(state, of: service.sites, in: snapshot.sites) }
+        let total = state.freshTotal
+        guard total > 0 else { return [:] }
+        var shares: [Int: Double] = [:]
+        for (id, weight) in state.fresh {
+            guard let index = snapshot.siteIndex(id), service.position(of: index) != nil else { continue }
+            shares[index] = weight / total
+        }
+        return shares
     }
 
     private static func shares(_ state: State, of indices: [Int], in sites: [Site]) -> [Int: Double] {

@@ -36,3 +36,19 @@ import Testing
         #expect(table.counts.created == 400)
     }
 }
+
+/// The rendezvous hash of (prefix, site), computed from the prefix's part once per decision,
+/// is what it has been (FNV-1a over the address bytes, the length and the site's name,
+/// finalised): golden values from the definition, so the same clients go to the same sites
+/// across versions.
+@Test(arguments: [
+    ("203.0.113.0/24", "fra1", 4_597_800_784_620_087_638 as UInt64),
+    ("203.0.113.0/24", "e00042", 4_601_338_323_822_491_399),
+    ("2001:db8:1::/48", "fra1", 4_600_334_776_348_417_471),
+    ("2001:db8:1::/48", "e00042", 4_604_692_345_441_469_522),
+])
+func theRendezvousHashIsWhatItWas(_ prefix: String, _ site: String, _ bits: UInt64) {
+    let key = IPPrefix(prefix)!
+    #expect(Affinity.unitHash(key: key, site: site).bitPattern == bits)
+    #expect(Affinity.unitHash(prefixHash: Affinity.prefixHash(key), site: site).bitPattern == bits)
+}
