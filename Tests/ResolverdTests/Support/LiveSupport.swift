@@ -163,7 +163,7 @@ final class LiveServer: @unchecked Sendable {
     let port: Int
     let directory: String
     let configPath: String
-    let process = Process()
+    private(set) var process: Process
     let logPath: String
 
     /// Serves the shipped zones on a fresh port, with `dnsOptions` added under `dns:`.
@@ -188,37 +188,57 @@ final class LiveServer: @unchecked Sendable {
     init(files: [String: String] = [:], probe: String = "svc.example.", host: String = "127.0.0.1", port: Int? = nil,
          arguments: [String] = [], environment: [String: String] = [:], makeConfig: (Int) -> String) throws {
         self.host = host
-        self.port = port ?? freePort()
         directory = try Paths.temporaryDirectory()
         configPath = directory + "/resolverd.yaml"
         logPath = directory + "/resolverd.log"
         for (name, text) in files { try text.write(toFile: "\(directory)/\(name)", atomically: true, encoding: .utf8) }
-        try makeConfig(self.port).write(toFile: configPath, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Paths.resolverd)
-        process.arguments = ["serve", "--config", configPath] + arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // A port found free can be taken before the server binds it: tests run in parallel,
+        // and their clients' ephemeral ports come from the same range. A server that could not
+        // listen on a port picked here is started again on another one.
+        var chosen = port ?? freePort()
+        var attempt = 0
+        while true {
+            try makeConfig(chosen).write(toFile: configPath, atomically: true, encoding: .utf8)
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Paths.resolverd)
+            process.arguments = ["serve", "--config", configPath] + arguments
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            }
+            let log = FileHandle(forWritingAtPath: logPath)!
+            process.standardOutput = log
+            process.standardError = log
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            do {
+                try Self.waitUntilAnswering(process, host: host, port: chosen, logPath: logPath)
+                (self.port, self.process) = (chosen, process)
+                return
+            } catch LiveError.exited(let text) where port == nil && attempt < 4 && text.contains("Address already in use") {
+                attempt += 1
+                chosen = freePort()
+            }
         }
-        let log = FileHandle(forWritingAtPath: logPath)!
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try waitUntilAnswering()
     }
 
     func waitUntilAnswering() throws {
+        try Self.waitUntilAnswering(process, host: host, port: port, logPath: logPath)
+    }
+
+    private static func waitUntilAnswering(_ process: Process, host: String, port: Int, logPath: String) throws {
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if !process.isRunning { throw LiveError.exited(log) }
+            if !process.isRunning { throw LiveError.exited(log(at: logPath)) }
             if RawDNS.udp(port: port, RawDNS.query("svc.example.", .soa), host: host, timeout: 1) != nil { return }
             usleep(50_000)
         }
-        throw LiveError.notAnswering(log)
+        throw LiveError.notAnswering(log(at: logPath))
     }
 
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    var log: String { Self.log(at: logPath) }
+
+    private static func log(at path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
