@@ -1,15 +1,23 @@
+import Synchronization
+
 /// Everything selection reads, as one immutable value: writers (configuration, load reports,
 /// the answer ledger) build a new snapshot; a query reads one.
 public struct SteeringSnapshot: Sendable {
     public var sites: [Site] {
-        didSet { indexByID = Self.index(sites) }
+        didSet { indexByID = Self.index(sites); revision = Self.nextRevision() }
     }
+    /// New whenever what a site's model reads changes (`sites`, `loads`, `parameters`), unique
+    /// across snapshots: a compute delay worked out at one revision holds for that revision
+    /// (`SiteDelay`). Copies share it until one of them changes.
+    public private(set) var revision: UInt64
     /// Site ID → index, so that finding a site by name does not grow with the number of sites
     /// (a latency file names one per line; a binding names its site).
     private var indexByID: [String: Int]
     public var services: [Service]
     /// Latest report per site, same indices as `sites`.
-    public var loads: [SiteLoad]
+    public var loads: [SiteLoad] {
+        didSet { revision = Self.nextRevision() }
+    }
     /// Requests per second this server has directed to each site since its last report and
     /// that the report cannot yet include (anti-herding), same indices as `sites`.
     public var directed: [Double]
@@ -22,7 +30,9 @@ public struct SteeringSnapshot: Sendable {
     /// Result of the active health check per site (true where no check is configured).
     public var checksPassing: [Bool]
     public var latency: LatencyMap
-    public var parameters: ScoringParameters
+    public var parameters: ScoringParameters {
+        didSet { revision = Self.nextRevision() }
+    }
 
     public init(sites: [Site], services: [Service], loads: [SiteLoad]? = nil, directed: [Double]? = nil,
                 checksPassing: [Bool]? = nil, latency: LatencyMap = LatencyMap(),
@@ -35,7 +45,12 @@ public struct SteeringSnapshot: Sendable {
         self.checksPassing = checksPassing ?? Array(repeating: true, count: sites.count)
         self.latency = latency
         self.parameters = parameters
+        self.revision = Self.nextRevision()
     }
+
+    private static let revisions = Atomic<UInt64>(0)
+
+    private static func nextRevision() -> UInt64 { revisions.wrappingAdd(1, ordering: .relaxed).newValue }
 
     public func siteIndex(_ id: String) -> Int? { indexByID[id] }
 
@@ -116,18 +131,51 @@ extension Candidate {
     /// threshold, the compute delay of the site as an M/M/c queue (its c from its capacity and
     /// service time, `Queueing`), and the policy's score.
     mutating func model(snapshot: SteeringSnapshot, policy: Policy) {
+        var none: [SiteDelay] = []
+        model(snapshot: snapshot, policy: policy, delays: &none)
+    }
+
+    /// As above, the compute delay taken from `delays` (by site index) when it was worked out
+    /// there for this snapshot revision, utilisation and policy, and kept there otherwise.
+    mutating func model(snapshot: SteeringSnapshot, policy: Policy, delays: inout [SiteDelay]) {
         let parameters = snapshot.parameters
         if (excluded == nil || excluded == .overloaded) && policy != .nearest {
             excluded = utilization >= parameters.overloadUtilization ? .overloaded : nil
         }
+        let riskCounted = policy == .responseTime
+        if site < delays.count {
+            let kept = delays[site]
+            if kept.revision == snapshot.revision && kept.utilization.bitPattern == utilization.bitPattern
+                && kept.riskCounted == riskCounted {
+                computeDelay = kept.delay
+            } else {
+                computeDelay = Self.computeDelay(site: site, utilization: utilization, snapshot: snapshot, riskCounted: riskCounted)
+                delays[site] = SiteDelay(revision: snapshot.revision, utilization: utilization, delay: computeDelay,
+                                         riskCounted: riskCounted)
+            }
+        } else {
+            computeDelay = Self.computeDelay(site: site, utilization: utilization, snapshot: snapshot, riskCounted: riskCounted)
+        }
+        switch policy {
+        case .responseTime: score = rtt + computeDelay
+        case .nearest: score = rtt
+        case .leastLoaded: score = utilization
+        case .weighted, .roundRobin: score = rtt + computeDelay
+        }
+    }
+
+    /// The compute delay of `site` at `utilization`: the M/M/c response time, and with
+    /// `riskCounted` the cap at the chance that the site is overloaded.
+    static func computeDelay(site: Int, utilization: Double, snapshot: SteeringSnapshot, riskCounted: Bool) -> Double {
+        let parameters = snapshot.parameters
         let load = snapshot.loads[site]
         let serviceMs = load.serviceMs ?? parameters.defaultServiceMs
         let capacity = Selector.capacity(of: site, snapshot)
-        computeDelay = Queueing.responseTime(serviceMs: serviceMs, utilization: utilization,
-                                             servers: Queueing.servers(capacity: capacity, serviceMs: serviceMs),
-                                             cap: parameters.maxComputeMs)
+        var computeDelay = Queueing.responseTime(serviceMs: serviceMs, utilization: utilization,
+                                                 servers: Queueing.servers(capacity: capacity, serviceMs: serviceMs),
+                                                 cap: parameters.maxComputeMs)
         // At the cap already (at or past capacity) there is nothing to add: no `erfc` for it.
-        if policy == .responseTime && computeDelay < parameters.maxComputeMs {
+        if riskCounted && computeDelay < parameters.maxComputeMs {
             // The reported utilisation is a sample, and the demand behind it moves
             // (`SiteLoad.overloadError`): a site reported at 0.95 may be at 1.0 already, or
             // be there before the clients given it now come back, and then requests meet the
@@ -139,13 +187,22 @@ extension Candidate {
             let overload = Queueing.overloadProbability(utilization: utilization, standardError: error)
             computeDelay += overload * (parameters.maxComputeMs - computeDelay)
         }
-        switch policy {
-        case .responseTime: score = rtt + computeDelay
-        case .nearest: score = rtt
-        case .leastLoaded: score = utilization
-        case .weighted, .roundRobin: score = rtt + computeDelay
-        }
+        return computeDelay
     }
+}
+
+/// A site's compute delay as worked out for one snapshot revision, utilisation and policy
+/// (`Candidate.model`). A decision for a large service models every one of its sites; most of
+/// them are at the utilisation they were at in the decision before, at the same revision, and
+/// their delay (a `pow`, a square root, at times an `erfc`) is then looked up instead.
+struct SiteDelay: Sendable {
+    var revision: UInt64 = 0
+    var utilization: Double = 0
+    var delay: Double = 0
+    var riskCounted = false
+    /// Services of fewer sites are modelled afresh: the lookup would save them little, and a
+    /// responder that only answers them (a TCP connection's) keeps no table of every site.
+    static let keptFrom = 64
 }
 
 /// The answer for one client: which sites, for how long, and for which clients it holds.
@@ -167,6 +224,8 @@ public struct Decision: Sendable {
 public struct DecisionStorage: Sendable {
     var candidates: [Candidate] = []
     var sites: [Int] = []
+    /// By site index, once a service of `SiteDelay.keptFrom` sites or more was decided.
+    var delays: [SiteDelay] = []
 
     public init() {}
 
@@ -210,8 +269,12 @@ public enum Selector {
     /// As above, in the arrays of `storage` (`DecisionStorage`).
     public static func select(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                               sequence: UInt64 = 0, storage: inout DecisionStorage) -> Decision {
+        if service.sites.count >= SiteDelay.keptFrom && storage.delays.count != snapshot.sites.count {
+            storage.delays = Array(repeating: SiteDelay(), count: snapshot.sites.count)
+        }
+        let taken = storage.takeCandidates()
         let (candidates, match) = evaluate(service: service, client: client, snapshot: snapshot, now: now,
-                                           into: storage.takeCandidates())
+                                           into: consume taken, delays: &storage.delays)
         let count = max(1, service.answers)
         let rankedPolicy = service.policy == .responseTime || service.policy == .nearest || service.policy == .leastLoaded
         if rankedPolicy && count == 1 {
@@ -262,7 +325,8 @@ public enum Selector {
     ///
     /// `into`: an empty array to append the candidates to, whose capacity is used.
     static func evaluate(service: Service, client: Client, snapshot: SteeringSnapshot,
-                         now: Double, into candidates: consuming [Candidate] = []) -> ([Candidate], LatencyMap.Path) {
+                         now: Double, into candidates: consuming [Candidate] = [],
+                         delays: inout [SiteDelay]) -> ([Candidate], LatencyMap.Path) {
         let count = service.sites.count
         let recent = snapshot.recentlyDirected.flatMap { $0.service == service.name && $0.rates.count == count ? $0.rates : nil }
         var candidates = consume candidates   // the only reference, so it grows in place
@@ -281,7 +345,8 @@ public enum Selector {
                 let rtt = found.depth >= 0
                     ? (found.rtt, IPPrefix(address: client.address, length: found.depth)!) : nil   // masks
                 candidates.append(evaluate(site: service.sites[position], measured: rtt, path: path, snapshot: snapshot,
-                                           recentlyDirected: recent?[position] ?? 0, now: now, policy: service.policy))
+                                           recentlyDirected: recent?[position] ?? 0, now: now, policy: service.policy,
+                                           delays: &delays))
             }
             return path
         }
@@ -289,7 +354,8 @@ public enum Selector {
     }
 
     static func evaluate(site index: Int, measured: (rtt: Double, prefix: IPPrefix)?, path: LatencyMap.Path,
-                         snapshot: SteeringSnapshot, recentlyDirected: Double, now: Double, policy: Policy) -> Candidate {
+                         snapshot: SteeringSnapshot, recentlyDirected: Double, now: Double, policy: Policy,
+                         delays: inout [SiteDelay]) -> Candidate {
         let site = snapshot.sites[index]
         let load = snapshot.loads[index]
         let parameters = snapshot.parameters
@@ -326,7 +392,7 @@ public enum Selector {
         if !snapshot.checksPassing[index] { excluded = .checkFailing }
         var candidate = Candidate(site: index, rtt: rtt, rttSource: source, utilization: utilization,
                                   computeDelay: 0, score: 0, reportAge: age, excluded: excluded)
-        candidate.model(snapshot: snapshot, policy: policy)
+        candidate.model(snapshot: snapshot, policy: policy, delays: &delays)
         return candidate
     }
 

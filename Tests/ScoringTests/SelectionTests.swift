@@ -333,3 +333,38 @@ enum Topology {
         #expect(map.match(IPAddress("2001:db8::1")!, prefixLength: 128).rtts[0]?.rtt == 7)
     }
 }
+
+/// A large service's decisions in one storage take each site's compute delay from the one
+/// worked out before when the snapshot revision and the site's utilisation are the same, and
+/// work it out again when either changed: the same candidates as deciding afresh, again and
+/// again, after a report that changes a site's service time but not its utilisation, after
+/// new parameters, and after load moved to a site (its utilisation, same revision).
+@Test func keptComputeDelaysFollowTheSnapshot() {
+    let count = 100
+    let sites = (0..<count).map { Site(id: "s\($0)", addresses: [.v4(UInt32($0 + 1))], capacity: 100 + Double($0)) }
+    var map = LatencyMap()
+    for site in 0..<count { map.setRTT(Double(10 + site % 7), prefix: IPPrefix("0.0.0.0/0")!, site: site) }
+    let service = Service(name: "big.", sites: Array(0..<count))
+    let loads = (0..<count).map { SiteLoad(utilization: 0.5 + Double($0 % 10) / 25, serviceMs: 10, reportedAt: 0) }
+    var snapshot = SteeringSnapshot(sites: sites, services: [service], loads: loads, latency: map)
+    var storage = DecisionStorage()
+    let client = Client(address: IPAddress("203.0.113.7")!, prefixLength: 24)
+    func check(_ label: String) {
+        let kept = Selector.select(service: service, client: client, snapshot: snapshot, now: 1, storage: &storage)
+        let fresh = Selector.select(service: service, client: client, snapshot: snapshot, now: 1)
+        #expect(kept.candidates.map(\.computeDelay) == fresh.candidates.map(\.computeDelay), "\(label)")
+        #expect(kept.candidates.map(\.score) == fresh.candidates.map(\.score), "\(label)")
+        #expect(kept.sites == fresh.sites, "\(label)")
+        storage.reclaim(kept)
+    }
+    check("first")
+    check("again")
+    let before = snapshot.revision
+    snapshot.loads[3].serviceMs = 40
+    #expect(snapshot.revision != before)
+    check("a report")
+    snapshot.parameters.maxComputeMs = 50
+    check("parameters")
+    snapshot.directed[5] = 30
+    check("directed load")
+}
