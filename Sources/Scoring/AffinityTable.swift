@@ -140,22 +140,10 @@ public final class AffinityTable: Sendable {
         state.withLock { state in
             if !state.sincePublish.isEmpty {
                 var rates: [Double] = []
-                func add(_ rate: Double, at position: Int) {
+                Self.forEachValue(in: state.sincePublish, of: service, in: snapshot) { position, rate in
                     guard rate != 0 else { return }
                     if rates.isEmpty { rates = Array(repeating: 0, count: service.sites.count) }
                     rates[position] = rate
-                }
-                // Whichever is shorter is walked, the sites moved to or the service's own, so
-                // a 1000-site service hashes only the few sites placed to since the publish.
-                if state.sincePublish.count < service.sites.count && !service.listsASiteTwice {
-                    for (id, rate) in state.sincePublish {
-                        guard let index = snapshot.siteIndex(id), let position = service.position(of: index) else { continue }
-                        add(rate, at: position)
-                    }
-                } else {
-                    for (position, index) in service.sites.enumerated() {
-                        if let rate = state.sincePublish[snapshot.sites[index].id] { add(rate, at: position) }
-                    }
                 }
                 if !rates.isEmpty {
                     var current = snapshot
@@ -262,18 +250,32 @@ public final class AffinityTable: Sendable {
         state.withLock { Self.shares($0, of: indices, in: sites) }
     }
 
-    /// As below for `service`'s sites, walking whichever is shorter, the sites with recent
-    /// new bindings or the service's own; sites with no share are left out.
+    /// As below for `service`'s sites; sites with no share are left out.
     private static func shares(_ state: State, of service: Service, in snapshot: SteeringSnapshot) -> [Int: Double] {
-        guard state.fresh.count < service.sites.count else { return shares(state, of: service.sites, in: snapshot.sites) }
         let total = state.freshTotal
         guard total > 0 else { return [:] }
         var shares: [Int: Double] = [:]
-        for (id, weight) in state.fresh {
-            guard let index = snapshot.siteIndex(id), service.position(of: index) != nil else { continue }
-            shares[index] = weight / total
+        forEachValue(in: state.fresh, of: service, in: snapshot) { position, weight in
+            shares[service.sites[position]] = weight / total
         }
         return shares
+    }
+
+    /// Calls `body` with (place in `service.sites`, value) for each of the service's sites that
+    /// `table` (by site ID) has a value for, walking whichever is shorter, the table or the
+    /// service's sites: a 1000-site service hashes only the few sites of a short table, and a
+    /// table of thousands of sites is looked up only for the service's own.
+    private static func forEachValue(in table: [String: Double], of service: Service, in snapshot: SteeringSnapshot,
+                                     _ body: (_ position: Int, _ value: Double) -> Void) {
+        if table.count < service.sites.count && !service.listsASiteTwice {
+            for (id, value) in table {
+                if let index = snapshot.siteIndex(id), let position = service.position(of: index) { body(position, value) }
+            }
+        } else {
+            for (position, index) in service.sites.enumerated() {
+                if let value = table[snapshot.sites[index].id] { body(position, value) }
+            }
+        }
     }
 
     private static func shares(_ state: State, of indices: [Int], in sites: [Site]) -> [Int: Double] {
