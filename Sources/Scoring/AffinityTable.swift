@@ -313,7 +313,6 @@ public final class AffinityTable: Sendable {
         for service in snapshot.services { ttl[service.name] = Double(service.ttl) }
         var index: [String: Int] = [:]
         for (position, site) in snapshot.sites.enumerated() { index[site.id] = position }
-        var load = Array(repeating: 0.0, count: snapshot.sites.count)
         let reported = snapshot.sites.indices.reduce(0.0) { sum, site in
             let report = snapshot.loads[site]
             guard report.reportedAt != nil else { return sum }
@@ -321,10 +320,12 @@ public final class AffinityTable: Sendable {
         }
         // The moves counted since the last publish start again from here.
         state.withLock { $0.sincePublish = [:] }
-        // Per binding not yet fully in a report: the site it adds to, the one it left, and
-        // the fraction of each that the reports have not seen yet. One shard per lock, so a
-        // query waits for a sixty-fourth of the walk at most.
-        var moves: [(to: Int, toShare: Double, from: Int?, fromShare: Double, rate: Double, viaResolver: Bool)] = []
+        // Per site, the query rate of bindings not yet fully in its report: added where they
+        // went, taken off where they left, each by the fraction its report has not seen yet.
+        // Kept by kind, not per binding, as requests per query are known only after the walk
+        // and depend only on the kind: no array of a hundred thousand moves once a second.
+        // One shard per lock, so a query waits for a sixty-fourth of the walk at most.
+        var unseen = Array(repeating: RequestsPerQuery.Rates(), count: snapshot.sites.count)
         // Query rates, in all and per site as far as its report has seen them, of subnets and
         // of resolvers: what the fit of requests per query reads.
         var total = RequestsPerQuery.Rates()
@@ -337,10 +338,10 @@ public final class AffinityTable: Sendable {
                     total.add(rate, viaResolver: binding.viaResolver)
                     let reflected = snapshot.loads[site].reflects(changeAt: binding.boundAt)
                     seen[site].add(rate * reflected, viaResolver: binding.viaResolver)
-                    let from = binding.previous.flatMap { index[$0] }
-                    let fromShare = from.map { 1 - snapshot.loads[$0].reflects(changeAt: binding.boundAt) } ?? 0
-                    if reflected < 1 || fromShare > 0 {
-                        moves.append((site, 1 - reflected, from, fromShare, rate, binding.viaResolver))
+                    if reflected < 1 { unseen[site].add(rate * (1 - reflected), viaResolver: binding.viaResolver) }
+                    if let from = binding.previous.flatMap({ index[$0] }) {
+                        let fromShare = 1 - snapshot.loads[from].reflects(changeAt: binding.boundAt)
+                        if fromShare > 0 { unseen[from].add(-rate * fromShare, viaResolver: binding.viaResolver) }
                     }
                 }
             }
@@ -364,12 +365,7 @@ public final class AffinityTable: Sendable {
             }
             return perQuery
         }
-        for move in moves {
-            let requests = move.rate * perQuery.of(viaResolver: move.viaResolver)
-            load[move.to] += requests * move.toShare
-            if let from = move.from { load[from] -= requests * move.fromShare }
-        }
-        return load
+        return unseen.map { $0.subnet * perQuery.subnet + $0.resolver * perQuery.resolver }
     }
 
     /// How many times heavier than the average of their kind the clients bound to `site` are,
