@@ -19,10 +19,32 @@ public struct LatencyMap: Sendable {
 
     /// One measured RTT, chained per prefix. All prefixes' measurements share one array, so
     /// a map of a million prefixes holds no million small dictionaries.
+    ///
+    /// The RTT is kept in whole microseconds: 12 bytes a measurement rather than 16 with a
+    /// `Double`, 8 MB less at two million. A microsecond is far below what a network RTT can
+    /// be measured to, and milliseconds with up to three decimals (what files and reports
+    /// give) read back exactly, as the division is correctly rounded.
     struct Measurement: Sendable {
         var site: Int32
         var next: Int32
-        var rtt: Double
+        private var microseconds: UInt32
+
+        init(site: Int32, next: Int32, rtt: Double) {
+            self.site = site
+            self.next = next
+            self.microseconds = Self.microseconds(rtt)
+        }
+
+        /// In milliseconds.
+        var rtt: Double {
+            get { Double(microseconds) / 1000 }
+            set { microseconds = Self.microseconds(newValue) }
+        }
+
+        /// `rtt` (ms, finite, ≥ 0) in whole microseconds, at most `UInt32.max` (71 minutes).
+        private static func microseconds(_ rtt: Double) -> UInt32 {
+            UInt32((min(rtt * 1000, Double(UInt32.max))).rounded())
+        }
     }
 
     private var v4 = PrefixTrie<UInt32>()

@@ -1,4 +1,4 @@
-import Scoring
+@testable import Scoring
 import Testing
 
 /// A small topology: three sites, nested prefixes in IPv4 and IPv6.
@@ -298,6 +298,19 @@ enum Topology {
         #expect(refused == [false, false, false])
         #expect(map.match(IPAddress("203.0.113.5")!, prefixLength: 32).rtts[1] == nil)
         #expect(map.prefixCount == 1)
+    }
+
+    /// RTTs are stored in whole microseconds (12 bytes a measurement): milliseconds with up
+    /// to three decimals read back exactly, finer ones to the nearest microsecond, and an
+    /// absurd value is held at the largest, not wrapped.
+    @Test func measurementsKeepMicroseconds() {
+        #expect(MemoryLayout<LatencyMap.Measurement>.stride == 12)
+        var map = LatencyMap()
+        let cases: [(given: Double, read: Double)] = [(12.5, 12.5), (0.3, 0.3), (7.123, 7.123), (99_999.999, 99_999.999),
+                                                      (12.3456789, 12.346), (0.0004, 0), (0, 0), (1e12, Double(UInt32.max) / 1000)]
+        for (site, item) in cases.enumerated() { map.setRTT(item.given, prefix: IPPrefix("198.51.100.0/24")!, site: site) }
+        let rtts = map.match(IPAddress("198.51.100.1")!, prefixLength: 32).rtts
+        for (site, item) in cases.enumerated() { #expect(rtts[site]?.rtt == item.read, "\(item.given)") }
     }
 
     @Test func longestPrefixPerSite() {
