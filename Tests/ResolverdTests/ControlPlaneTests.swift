@@ -167,6 +167,39 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
         #expect(metrics.contains("resolverd_dns_queries_total{transport=\"udp\",rcode=\"NOERROR\"}"))
     }
 
+    /// The per-site gauges follow the configuration: a site a reload removes is no longer
+    /// exported (they are written from the snapshot at each scrape, not kept in the registry).
+    @Test func siteGaugesFollowAReload() async throws {
+        let server = try ControlServer()
+        defer { server.dns.stop() }
+        func siteLines() async throws -> [Substring] {
+            try await server.request("GET", "/metrics").1.split(separator: "\n").filter { $0.hasPrefix("resolverd_site_") }
+        }
+        let before = try await siteLines()
+        for family in ["utilization", "directed_rps", "healthy", "report_age_seconds"] {
+            for site in ["fra1", "ams1", "par1"] {
+                #expect(before.contains { $0.hasPrefix("resolverd_site_\(family){site=\"\(site)\"} ") }, "\(family) \(site)")
+            }
+        }
+        #expect(before.contains(#"resolverd_site_report_age_seconds{site="par1"} -1.0"#))
+        #expect(try await server.request("PUT", "/v1/sites/par1/load", token: "par1-token-0123456789",
+                                         body: #"{"utilization":0.25}"#).0 == 204)
+        let directory = server.dns.directory
+        let config = try String(contentsOfFile: server.dns.configPath, encoding: .utf8)
+        try config.replacingOccurrences(of: "  ams1: {addresses: [192.0.2.20], capacity: 600}\n", with: "")
+            .replacingOccurrences(of: "[fra1, ams1, par1]", with: "[fra1, par1]")
+            .write(toFile: server.dns.configPath, atomically: true, encoding: .utf8)
+        let latency = try String(contentsOfFile: directory + "/latency.csv", encoding: .utf8)
+        try latency.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains(",ams1,") }
+            .joined(separator: "\n").write(toFile: directory + "/latency.csv", atomically: true, encoding: .utf8)
+        #expect(try await server.request("POST", "/v1/reload", token: "admin-token-0123456789").0 == 200)
+        try await eventually { try await server.sites().count == 2 }
+        let after = try await siteLines()
+        #expect(!after.isEmpty && !after.contains { $0.contains(#"site="ams1""#) }, "\(after)")
+        #expect(after.contains(#"resolverd_site_utilization{site="par1"} 0.25"#))
+        #expect(after.filter { $0.hasPrefix("resolverd_site_utilization{") }.count == 2)
+    }
+
     /// The query counters count every answer once, from both answering paths, over UDP (where
     /// a worker adds a batch's counts after sending it) and TCP: NOERROR, NXDOMAIN and REFUSED,
     /// the ECS queries, the fast path's answers.
