@@ -26,6 +26,11 @@ public struct Binding: Hashable, Sendable, Codable {
     /// DNS queries per second from the bound prefix since the binding was made; at least one
     /// TTL is assumed to have passed, as a resolver asks at most once per TTL.
     public func queryRate(now: Double, ttl: Double) -> Double {
+        Self.queryRate(queries: queries, boundAt: boundAt, now: now, ttl: ttl)
+    }
+
+    /// As above, from the two fields it reads (for bindings stored in another form).
+    static func queryRate(queries: Int, boundAt: Double, now: Double, ttl: Double) -> Double {
         Double(queries) / max(now - boundAt, ttl, 1)
     }
 }

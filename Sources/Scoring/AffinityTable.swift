@@ -25,54 +25,111 @@ public final class AffinityTable: Sendable {
         public var movedTotal: Int { moved.values.reduce(0, +) }
     }
 
+    /// A key as stored: the prefix's bits, length and family, and the service as a number
+    /// (`Names`). 24 bytes where a `Key` is 48 (a String, and an `IPPrefix` whose length is
+    /// an Int): at a hundred thousand bindings in tables about half full, the difference is
+    /// several megabytes.
+    struct Slot: Hashable {
+        var high: UInt64
+        var low: UInt64
+        var service: UInt32
+        var length: UInt8
+        var isV6: Bool
+
+        init(prefix: IPPrefix, service: UInt32) {
+            switch prefix.address {
+            case .v4(let value): (high, low, isV6) = (UInt64(value), 0, false)
+            case .v6(let high, let low): (self.high, self.low, isV6) = (high, low, true)
+            }
+            length = UInt8(prefix.length)
+            self.service = service
+        }
+
+        var prefix: IPPrefix {
+            IPPrefix(address: isV6 ? .v6(high, low) : .v4(UInt32(truncatingIfNeeded: high)), length: Int(length))!
+        }
+    }
+
+    /// A binding as stored: its sites as numbers (`Names`), 40 bytes where a `Binding` is 64.
+    struct Stored {
+        var boundAt: Double
+        var lastSeen: Double
+        var queries: Int
+        var site: UInt32
+        /// `Stored.none` when the binding was not moved from another site.
+        var previous: UInt32
+        var viaResolver: Bool
+
+        static let none = UInt32.max
+    }
+
+    /// Service names and site IDs as small numbers, for `Slot` and `Stored`. Only ever added
+    /// to, so a number means the same name for the table's life, across reloads that reorder
+    /// or remove sites; they number what the configurations have named, not the clients.
+    struct Names {
+        private var numbers: [String: UInt32] = [:]
+        private(set) var names: [String] = []
+
+        /// The number of `name`, given one if it has none yet.
+        mutating func number(of name: String) -> UInt32 {
+            if let number = numbers[name] { return number }
+            names.append(name)
+            numbers[name] = UInt32(names.count - 1)
+            return UInt32(names.count - 1)
+        }
+
+        /// The number of `name` if it has one: a name without one is in no binding.
+        func existing(_ name: String) -> UInt32? { numbers[name] }
+
+        subscript(number: UInt32) -> String { names[Int(number)] }
+    }
+
     /// The bindings in shards by client prefix, so that a walk over all of them (the
     /// directed-load estimate, once a second) takes the lock for one shard at a time: a query
     /// waits at most for one shard's part of the walk, not for the whole table's.
     struct Shards {
         static let count = 64
-        private(set) var tables = [[Key: Binding]](repeating: [:], count: Shards.count)
+        private(set) var tables = [[Slot: Stored]](repeating: [:], count: Shards.count)
         private(set) var total = 0
 
         /// The shard of a key: a multiplicative hash of its prefix, whose top bits depend on
         /// every bit of the address (cheaper than the table's own hash, computed again inside).
-        static func shard(of key: Key) -> Int {
-            let bits: UInt64
-            switch key.prefix.address {
-            case .v4(let value): bits = UInt64(value)
-            case .v6(let high, let low): bits = high ^ (low &* 0x9E37_79B9_7F4A_7C15)
-            }
-            return Int(truncatingIfNeeded: ((bits ^ UInt64(key.prefix.length)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
+        static func shard(of slot: Slot) -> Int {
+            let bits = slot.isV6 ? slot.high ^ (slot.low &* 0x9E37_79B9_7F4A_7C15) : slot.high
+            return Int(truncatingIfNeeded: ((bits ^ UInt64(slot.length)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
         }
 
-        subscript(key: Key) -> Binding? {
-            get { tables[Self.shard(of: key)][key] }
+        subscript(slot: Slot) -> Stored? {
+            get { tables[Self.shard(of: slot)][slot] }
             set {
-                let shard = Self.shard(of: key)
-                let old = newValue.map { tables[shard].updateValue($0, forKey: key) } ?? tables[shard].removeValue(forKey: key)
+                let shard = Self.shard(of: slot)
+                let old = newValue.map { tables[shard].updateValue($0, forKey: slot) } ?? tables[shard].removeValue(forKey: slot)
                 total += (newValue == nil ? 0 : 1) - (old == nil ? 0 : 1)
             }
         }
 
-        /// Changes the binding of `key` in place; false when there is none.
-        mutating func modify(_ key: Key, _ body: (inout Binding) -> Void) -> Bool {
-            let shard = Self.shard(of: key)
-            guard let index = tables[shard].index(forKey: key) else { return false }
+        /// Changes the binding of `slot` in place; false when there is none.
+        mutating func modify(_ slot: Slot, _ body: (inout Stored) -> Void) -> Bool {
+            let shard = Self.shard(of: slot)
+            guard let index = tables[shard].index(forKey: slot) else { return false }
             body(&tables[shard].values[index])
             return true
         }
 
-        mutating func removeAll(where drop: (Key, Binding) -> Bool) {
+        mutating func removeAll(where drop: (Slot, Stored) -> Bool) {
             for shard in tables.indices {
                 tables[shard] = tables[shard].filter { !drop($0.key, $0.value) }
             }
             total = tables.reduce(0) { $0 + $1.count }
         }
 
-        var all: [(Key, Binding)] { tables.flatMap { $0.map { ($0.key, $0.value) } } }
+        var all: [(Slot, Stored)] { tables.flatMap { $0.map { ($0.key, $0.value) } } }
     }
 
     struct State {
         var bindings = Shards()
+        var services = Names()
+        var sites = Names()
         /// Recent new bindings per site ID, decayed with a one-minute half-life, and their
         /// total. Stored in the units of `freshOrigin`: a binding made at `t` adds
         /// 2^((t − origin) / halfLife), so that decaying them all as time passes, which
@@ -98,6 +155,35 @@ public final class AffinityTable: Sendable {
         /// measured from reports that showed load (until then it is `loadPerAnswer`, a guess).
         var started: Double?
         var measured = false
+
+        /// The stored form of `key`, if its service has a number (else it has no binding).
+        func slot(for key: Key) -> Slot? {
+            services.existing(key.service).map { Slot(prefix: key.prefix, service: $0) }
+        }
+
+        func binding(for key: Key) -> Binding? {
+            slot(for: key).flatMap { bindings[$0] }.map(binding(of:))
+        }
+
+        func binding(of stored: Stored) -> Binding {
+            Binding(site: sites[stored.site], boundAt: stored.boundAt, lastSeen: stored.lastSeen, queries: stored.queries,
+                    previous: stored.previous == Stored.none ? nil : sites[stored.previous], viaResolver: stored.viaResolver)
+        }
+
+        func key(of slot: Slot) -> Key { Key(service: services[slot.service], prefix: slot.prefix) }
+
+        /// Stores `binding` under `key` (nil: removes it), numbering their names as needed.
+        mutating func set(_ key: Key, _ binding: Binding?) {
+            guard let binding else {
+                if let slot = slot(for: key) { bindings[slot] = nil }
+                return
+            }
+            let slot = Slot(prefix: key.prefix, service: services.number(of: key.service))
+            bindings[slot] = Stored(boundAt: binding.boundAt, lastSeen: binding.lastSeen, queries: binding.queries,
+                                    site: sites.number(of: binding.site),
+                                    previous: binding.previous.map { sites.number(of: $0) } ?? Stored.none,
+                                    viaResolver: binding.viaResolver)
+        }
     }
 
     public let capacity: Int
@@ -112,7 +198,7 @@ public final class AffinityTable: Sendable {
     public var counts: Counts { state.withLock { $0.counts } }
 
     public func binding(for key: Key) -> Binding? {
-        state.withLock { $0.bindings[key] }
+        state.withLock { $0.binding(for: key) }
     }
 
     /// One sticky decision, the way the server and the simulator both make it: the client's
@@ -151,7 +237,7 @@ public final class AffinityTable: Sendable {
                     moved = current
                 }
             }
-            existing = state.bindings[key]
+            existing = state.binding(for: key)
             perQuery = state.perQuery
             if let site = existing?.site, let factor = state.heavier[site] { weight = factor }
             if state.started == nil { state.started = now }
@@ -212,7 +298,8 @@ public final class AffinityTable: Sendable {
         state.withLock { state in
             for renewal in renewals {
                 let key = Key(service: renewal.service, prefix: Affinity.keyPrefix(for: renewal.client))
-                let found = state.bindings.modify(key) { binding in
+                guard let slot = state.slot(for: key) else { continue }
+                let found = state.bindings.modify(slot) { binding in
                     binding.lastSeen = max(binding.lastSeen, renewal.lastSeen)
                     binding.queries += renewal.queries
                 }
@@ -234,11 +321,8 @@ public final class AffinityTable: Sendable {
         case .expired: state.counts.expired += 1
         case .moved(let reason): state.counts.moved[reason, default: 0] += 1
         }
-        guard let binding = outcome.binding else {
-            state.bindings[key] = nil
-            return
-        }
-        state.bindings[key] = binding
+        state.set(key, outcome.binding)
+        guard let binding = outcome.binding else { return }
         if outcome.event != .kept { Self.addFresh(&state, site: binding.site, now: now) }
         if state.bindings.total > capacity { evict(&state) }
     }
@@ -292,7 +376,19 @@ public final class AffinityTable: Sendable {
     public func expire(now: Double, hold: (String) -> Double) -> Int {
         state.withLock { state in
             let before = state.bindings.total
-            state.bindings.removeAll { key, binding in now - binding.lastSeen > hold(key.service) }
+            // The hold of each service once, not per binding.
+            var holds: [UInt32: Double] = [:]
+            let services = state.services
+            state.bindings.removeAll { slot, binding in
+                let limit: Double
+                if let known = holds[slot.service] {
+                    limit = known
+                } else {
+                    limit = hold(services[slot.service])
+                    holds[slot.service] = limit
+                }
+                return now - binding.lastSeen > limit
+            }
             let removed = before - state.bindings.total
             state.counts.expired += removed
             return removed
@@ -330,16 +426,26 @@ public final class AffinityTable: Sendable {
         // of resolvers: what the fit of requests per query reads.
         var total = RequestsPerQuery.Rates()
         var seen = Array(repeating: RequestsPerQuery.Rates(), count: snapshot.sites.count)
+        // By the table's numbers of sites and services: the snapshot's index of each site (-1
+        // where it has none) and the TTL of each service, so the walk hashes no name.
+        var siteIndex: [Int] = []
+        var ttls: [Double] = []
         for shard in 0..<Shards.count {
             state.withLock { state in
-                for (key, binding) in state.bindings.tables[shard] {
-                    guard let site = index[binding.site] else { continue }
-                    let rate = binding.queryRate(now: now, ttl: ttl[key.service] ?? 20)
+                // Names are only ever added: number those added since the shard before.
+                while siteIndex.count < state.sites.names.count { siteIndex.append(index[state.sites.names[siteIndex.count]] ?? -1) }
+                while ttls.count < state.services.names.count { ttls.append(ttl[state.services.names[ttls.count]] ?? 20) }
+                for (slot, binding) in state.bindings.tables[shard] {
+                    let site = siteIndex[Int(binding.site)]
+                    guard site >= 0 else { continue }
+                    let rate = Binding.queryRate(queries: binding.queries, boundAt: binding.boundAt, now: now,
+                                                 ttl: ttls[Int(slot.service)])
                     total.add(rate, viaResolver: binding.viaResolver)
                     let reflected = snapshot.loads[site].reflects(changeAt: binding.boundAt)
                     seen[site].add(rate * reflected, viaResolver: binding.viaResolver)
                     if reflected < 1 { unseen[site].add(rate * (1 - reflected), viaResolver: binding.viaResolver) }
-                    if let from = binding.previous.flatMap({ index[$0] }) {
+                    let from = binding.previous == Stored.none ? -1 : siteIndex[Int(binding.previous)]
+                    if from >= 0 {
                         let fromShare = 1 - snapshot.loads[from].reflects(changeAt: binding.boundAt)
                         if fromShare > 0 { unseen[from].add(-rate * fromShare, viaResolver: binding.viaResolver) }
                     }
@@ -379,13 +485,13 @@ public final class AffinityTable: Sendable {
 
     /// Every binding, for persistence.
     public func entries() -> [(Key, Binding)] {
-        state.withLock { $0.bindings.all }
+        state.withLock { state in state.bindings.all.map { (state.key(of: $0.0), state.binding(of: $0.1)) } }
     }
 
     /// Restores persisted bindings (keeping any made since start).
     public func restore(_ entries: [(Key, Binding)]) {
         state.withLock { state in
-            for (key, binding) in entries where state.bindings[key] == nil { state.bindings[key] = binding }
+            for (key, binding) in entries where state.binding(for: key) == nil { state.set(key, binding) }
             if state.bindings.total > capacity { evict(&state) }
         }
     }

@@ -1,4 +1,4 @@
-import Scoring
+@testable import Scoring
 import Testing
 
 /// Affinity with an injected clock: three sites, one client prefix measured close to all.
@@ -89,6 +89,40 @@ enum Sticky {
                                       binding: bound, event: .created, key: key.prefix), service: "s.", now: 100)
         #expect(table.expire(now: 399) { _ in 300 } == 0 && table.count == 1)
         #expect(table.expire(now: 401) { _ in 300 } == 1 && table.count == 0)
+    }
+
+    /// Bindings are stored compactly (names as numbers, the prefix as bits: 24 + 40 bytes an
+    /// entry, not 48 + 64) and read back whole: every field, IPv4 and IPv6, the same prefix
+    /// under two services, with and without a site moved from; renewals and expiry find them.
+    @Test func storedBindingsReadBackWhole() {
+        #expect(MemoryLayout<AffinityTable.Slot>.stride == 24 && MemoryLayout<AffinityTable.Stored>.stride == 40)
+        let entries: [(AffinityTable.Key, Binding)] = [
+            (.init(service: "a.", prefix: IPPrefix("203.0.113.0/24")!),
+             Binding(site: "fra1", boundAt: 10.5, lastSeen: 12.25, queries: 7, previous: "par1", viaResolver: false)),
+            (.init(service: "b.", prefix: IPPrefix("203.0.113.0/24")!),
+             Binding(site: "par1", boundAt: 11, lastSeen: 11, queries: 1, previous: nil, viaResolver: true)),
+            (.init(service: "a.", prefix: IPPrefix("2001:db8:ffff:ff00::/56")!),
+             Binding(site: "ams1", boundAt: 3, lastSeen: 90, queries: 1 << 40, previous: "fra1", viaResolver: true)),
+            (.init(service: "a.", prefix: IPPrefix("255.255.255.255/32")!),
+             Binding(site: "ams1", boundAt: 0, lastSeen: 0)),
+        ]
+        let table = AffinityTable(capacity: 100)
+        table.restore(entries)
+        let read = table.entries()
+        #expect(read.count == entries.count)
+        for (key, binding) in entries {
+            #expect(table.binding(for: key) == binding, "\(key)")
+            #expect(read.contains { $0.0 == key && $0.1 == binding }, "\(key)")
+        }
+        #expect(table.binding(for: .init(service: "c.", prefix: IPPrefix("203.0.113.0/24")!)) == nil)
+        #expect(table.binding(for: .init(service: "a.", prefix: IPPrefix("203.0.113.0/25")!)) == nil)
+        table.renew([.init(service: "b.", client: Client(address: IPAddress("203.0.113.9")!, prefixLength: 24), lastSeen: 50, queries: 2),
+                     .init(service: "c.", client: Client(address: IPAddress("203.0.113.9")!, prefixLength: 24), lastSeen: 50)])
+        let renewed = table.binding(for: entries[1].0)
+        #expect(renewed?.lastSeen == 50 && renewed?.queries == 3 && table.counts.kept == 2)
+        // Each service's hold, asked by name.
+        #expect(table.expire(now: 100) { $0 == "a." ? 20 : 1000 } == 2)
+        #expect(table.entries().map(\.0).sorted { $0.service < $1.service } == [entries[2].0, entries[1].0])
     }
 
     @Test func lruCapIsRespected() {
