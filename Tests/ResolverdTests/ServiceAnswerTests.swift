@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Resolver
 import Scoring
 import Testing
@@ -287,6 +288,36 @@ enum Example {
         defer { second.stop() }
         #expect(second.log.contains("bindings restored"))
         #expect(try answers(second) == Array(repeating: "192.0.2.30\n", count: Self.subnets.count))
+    }
+
+    /// A snapshot keeps every field of a binding, the query count and the site moved from
+    /// included: a restart must not make a busy prefix of hours look idle to the load
+    /// estimates. A snapshot from before those fields were kept still loads.
+    @Test func aSnapshotKeepsEveryFieldOfABinding() throws {
+        let state = try Paths.temporaryDirectory() + "/state"
+        func persister(_ table: AffinityTable) -> BindingPersister {
+            BindingPersister(directory: state, store: StateStore(ServingState(catalog: .empty, nsid: [0], affinity: table)),
+                             logger: Logger(label: "test"))
+        }
+        let bindings: [(AffinityTable.Key, Binding)] = [
+            (.init(service: "api.svc.example.", prefix: IPPrefix("198.51.1.0/24")!),
+             Binding(site: "par1", boundAt: 1_000, lastSeen: 4_000, queries: 150, previous: "fra1", viaResolver: false)),
+            (.init(service: "api.svc.example.", prefix: IPPrefix("2001:db8::/56")!),
+             Binding(site: "ams1", boundAt: 2_000, lastSeen: 2_500, queries: 9, previous: nil, viaResolver: true)),
+        ]
+        let written = AffinityTable()
+        written.restore(bindings)
+        persister(written).save()
+        let read = AffinityTable()
+        #expect(persister(read).restore() == 2)
+        for (key, binding) in bindings { #expect(read.binding(for: key) == binding) }
+
+        try #"[{"service":"api.svc.example.","prefix":"198.51.2.0/24","site":"fra1","boundAt":5,"lastSeen":6}]"#
+            .write(toFile: state + "/bindings.json", atomically: true, encoding: .utf8)
+        let old = AffinityTable()
+        #expect(persister(old).restore() == 1)
+        #expect(old.binding(for: .init(service: "api.svc.example.", prefix: IPPrefix("198.51.2.0/24")!))
+                == Binding(site: "fra1", boundAt: 5, lastSeen: 6, queries: 1, previous: nil, viaResolver: false))
     }
 
     @Test func aCorruptSnapshotIsReportedAndIgnored() throws {

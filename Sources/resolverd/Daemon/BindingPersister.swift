@@ -22,6 +22,13 @@ struct BindingPersister: ServiceLifecycle.Service {
         var lastSeen: Double
         /// Absent in snapshots written before it was kept: a client subnet.
         var viaResolver: Bool?
+        /// Queries answered from the binding: with its age, the prefix's query rate, which
+        /// the load estimates read. Without it (older snapshots) a binding of hours counts
+        /// one query over all that time, a small fraction of its rate, until the queries
+        /// after the restart have caught up with its age.
+        var queries: Int?
+        /// The site the binding was moved away from, if it was.
+        var previous: String?
     }
 
     var path: String { (directory as NSString).appendingPathComponent("bindings.json") }
@@ -41,6 +48,7 @@ struct BindingPersister: ServiceLifecycle.Service {
             guard let prefix = IPPrefix(entry.prefix), entry.boundAt.isFinite, entry.lastSeen.isFinite else { return nil }
             return (AffinityTable.Key(service: entry.service, prefix: prefix),
                     Binding(site: entry.site, boundAt: entry.boundAt, lastSeen: entry.lastSeen,
+                            queries: max(entry.queries ?? 1, 1), previous: entry.previous,
                             viaResolver: entry.viaResolver ?? false))
         }
         store.state.affinity.restore(restored)
@@ -66,7 +74,8 @@ struct BindingPersister: ServiceLifecycle.Service {
     func save() {
         let entries = store.state.affinity.entries().map { key, binding in
             Entry(service: key.service, prefix: key.prefix.description, site: binding.site,
-                  boundAt: binding.boundAt, lastSeen: binding.lastSeen, viaResolver: binding.viaResolver)
+                  boundAt: binding.boundAt, lastSeen: binding.lastSeen, viaResolver: binding.viaResolver,
+                  queries: binding.queries, previous: binding.previous)
         }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
