@@ -179,9 +179,16 @@ public final class AffinityTable: Sendable {
                 return
             }
             let slot = Slot(prefix: key.prefix, service: services.number(of: key.service))
+            // A kept binding keeps its sites: their numbers are taken from what is stored
+            // (the names compare by their shared storage), not hashed again.
+            let old = bindings[slot]
+            func number(_ name: String, _ stored: UInt32?) -> UInt32 {
+                if let stored, stored != Stored.none, sites[stored] == name { return stored }
+                return sites.number(of: name)
+            }
             bindings[slot] = Stored(boundAt: binding.boundAt, lastSeen: binding.lastSeen, queries: binding.queries,
-                                    site: sites.number(of: binding.site),
-                                    previous: binding.previous.map { sites.number(of: $0) } ?? Stored.none,
+                                    site: number(binding.site, old?.site),
+                                    previous: binding.previous.map { number($0, old?.previous) } ?? Stored.none,
                                     viaResolver: binding.viaResolver)
         }
     }

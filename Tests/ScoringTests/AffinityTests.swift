@@ -115,6 +115,14 @@ enum Sticky {
             #expect(read.contains { $0.0 == key && $0.1 == binding }, "\(key)")
         }
         #expect(table.binding(for: .init(service: "c.", prefix: IPPrefix("203.0.113.0/24")!)) == nil)
+        // Moved, and kept after that: the sites stored are the new ones, not those before.
+        let decision = Selector.select(service: Sticky.service, client: Sticky.client, snapshot: Sticky.snapshot(), now: 0)
+        for (site, previous) in [("ams1", "par1"), ("ams1", "par1"), ("par1", "ams1")] {
+            let moved = Binding(site: site, boundAt: 13, lastSeen: 14, queries: 1, previous: previous)
+            table.record(Affinity.Outcome(decision: decision, binding: moved, event: .moved(.worse), key: entries[0].0.prefix),
+                         service: "a.", now: 14)
+            #expect(table.binding(for: entries[0].0) == moved)
+        }
         #expect(table.binding(for: .init(service: "a.", prefix: IPPrefix("203.0.113.0/25")!)) == nil)
         table.renew([.init(service: "b.", client: Client(address: IPAddress("203.0.113.9")!, prefixLength: 24), lastSeen: 50, queries: 2),
                      .init(service: "c.", client: Client(address: IPAddress("203.0.113.9")!, prefixLength: 24), lastSeen: 50)])
