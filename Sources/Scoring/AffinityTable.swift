@@ -37,17 +37,12 @@ public final class AffinityTable: Sendable {
         var isV6: Bool
 
         init(prefix: IPPrefix, service: UInt32) {
-            switch prefix.address {
-            case .v4(let value): (high, low, isV6) = (UInt64(value), 0, false)
-            case .v6(let high, let low): (self.high, self.low, isV6) = (high, low, true)
-            }
+            (isV6, high, low) = prefix.address.words
             length = UInt8(prefix.length)
             self.service = service
         }
 
-        var prefix: IPPrefix {
-            IPPrefix(address: isV6 ? .v6(high, low) : .v4(UInt32(truncatingIfNeeded: high)), length: Int(length))!
-        }
+        var prefix: IPPrefix { IPPrefix(address: IPAddress(isV6: isV6, high: high, low: low), length: Int(length))! }
     }
 
     /// A binding as stored: its sites as numbers (`Names`), 40 bytes where a `Binding` is 64.
@@ -95,7 +90,7 @@ public final class AffinityTable: Sendable {
         /// The shard of a key: a multiplicative hash of its prefix, whose top bits depend on
         /// every bit of the address (cheaper than the table's own hash, computed again inside).
         static func shard(of slot: Slot) -> Int {
-            let bits = slot.isV6 ? slot.high ^ (slot.low &* 0x9E37_79B9_7F4A_7C15) : slot.high
+            let bits = slot.isV6 ? slot.high ^ (slot.low &* 0x9E37_79B9_7F4A_7C15) : slot.low
             return Int(truncatingIfNeeded: ((bits ^ UInt64(slot.length)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
         }
 
@@ -383,19 +378,9 @@ public final class AffinityTable: Sendable {
     public func expire(now: Double, hold: (String) -> Double) -> Int {
         state.withLock { state in
             let before = state.bindings.total
-            // The hold of each service once, not per binding.
-            var holds: [UInt32: Double] = [:]
-            let services = state.services
-            state.bindings.removeAll { slot, binding in
-                let limit: Double
-                if let known = holds[slot.service] {
-                    limit = known
-                } else {
-                    limit = hold(services[slot.service])
-                    holds[slot.service] = limit
-                }
-                return now - binding.lastSeen > limit
-            }
+            // The hold of each service once (by its number), not per binding.
+            let holds = state.services.names.map(hold)
+            state.bindings.removeAll { slot, binding in now - binding.lastSeen > holds[Int(slot.service)] }
             let removed = before - state.bindings.total
             state.counts.expired += removed
             return removed
@@ -498,7 +483,9 @@ public final class AffinityTable: Sendable {
     /// Restores persisted bindings (keeping any made since start).
     public func restore(_ entries: [(Key, Binding)]) {
         state.withLock { state in
-            for (key, binding) in entries where state.binding(for: key) == nil { state.set(key, binding) }
+            for (key, binding) in entries where state.slot(for: key).flatMap({ state.bindings[$0] }) == nil {
+                state.set(key, binding)
+            }
             if state.bindings.total > capacity { evict(&state) }
         }
     }

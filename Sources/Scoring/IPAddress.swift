@@ -21,6 +21,21 @@ public enum IPAddress: Hashable, Sendable, Comparable {
         }
     }
 
+    /// The address as two 64-bit words and its family, for tables that key on plain integers
+    /// (an IPv4 address is the low word); `init(isV6:high:low:)` is the way back.
+    @inlinable
+    public var words: (isV6: Bool, high: UInt64, low: UInt64) {
+        switch self {
+        case .v4(let value): return (false, 0, UInt64(value))
+        case .v6(let high, let low): return (true, high, low)
+        }
+    }
+
+    @inlinable
+    public init(isV6: Bool, high: UInt64, low: UInt64) {
+        self = isV6 ? .v6(high, low) : .v4(UInt32(truncatingIfNeeded: low))
+    }
+
     /// Network-order bytes: 4 for IPv4, 16 for IPv6.
     public var bytes: [UInt8] {
         switch self {

@@ -65,13 +65,6 @@ struct DecisionMemo {
         mask = capacity > 0 ? size / Self.ways - 1 : -1
     }
 
-    private static func parts(_ address: IPAddress) -> (Bool, UInt64, UInt64) {
-        switch address {
-        case .v4(let value): return (false, 0, UInt64(value))
-        case .v6(let high, let low): return (true, high, low)
-        }
-    }
-
     /// The first slot of the client's set.
     private func set(service: Int, high: UInt64, low: UInt64, length: Int) -> Int {
         var hash = (high &* 0x9E37_79B9_7F4A_7C15) ^ low ^ UInt64(truncatingIfNeeded: service << 8 | length)
@@ -90,7 +83,7 @@ struct DecisionMemo {
     /// `epoch` is (for `reuse(at:now:)`), and that decision.
     func find(epoch: UInt64, service: Int, client: Client, now: Double) -> (index: Int, slot: Slot)? {
         guard !slots.isEmpty else { return nil }
-        let (isV6, high, low) = Self.parts(client.address)
+        let (isV6, high, low) = client.address.words
         let first = set(service: service, high: high, low: low, length: client.prefixLength)
         for index in first..<(first + Self.ways) {
             let slot = slots[index]
@@ -116,7 +109,7 @@ struct DecisionMemo {
                            sticky: Bool, now: Double) -> Renewal? {
         guard mask >= 0 else { return nil }
         if slots.isEmpty { slots = HugePageArray(repeating: Slot(), count: (mask + 1) * Self.ways) }
-        let (isV6, high, low) = Self.parts(client.address)
+        let (isV6, high, low) = client.address.words
         let first = set(service: service, high: high, low: low, length: client.prefixLength)
         var chosen = first
         for index in first..<(first + Self.ways) {
