@@ -113,6 +113,11 @@ log "starting resolverd ($CASE case, $NSITES sites) on core $SERVER_CPU: DNS 127
 LOG_LEVEL=warning start_resolverd "$CONFIG" "$SLOG"
 wait_answer "$DNS_PORT" "$PROBE" 198.51.100.0/24 900 "$SLOG"
 log "answering after $(awk -v a="$SERVER_T0" -v b="$ANSWER_T" 'BEGIN { printf "%.1f", b - a }') s"
+# The HTTP API is a service of its own and may start listening a moment after DNS answers.
+for ((i = 0; i < 100; i++)); do
+    curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$HTTP_PORT/" && break
+    sleep 0.1
+done
 
 # The token must be accepted for every site: a short slow pass over all of them (at most 30 s).
 probe_rate=$(( NSITES < 1000 ? 200 : 1000 ))

@@ -52,6 +52,7 @@ struct Serve: AsyncParsableCommand {
         let store = StateStore(loaded.state)
         let notifier = SystemdNotifier()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let controlGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let config = loaded.configuration
         var listen: [SocketAddress] = []
         for address in config.dnsListen {
@@ -77,9 +78,15 @@ struct Serve: AsyncParsableCommand {
                                  exporter: exporter, checks: checks, logger: logger)
             let application = Application(
                 router: api.router(),
-                // Load reports are answered on the event loop, ahead of the router (ReportHandler).
-                server: .http1(configuration: .init(additionalChannelHandlers: [ReportHandler(api: api)])),
+                // Load reports are answered from the connection's bytes, ahead of the HTTP
+                // decoder and the router (ReportFastPath).
+                server: .control(api: api, pacer: ControlLoopPacer(interval: config.httpCoalesceMs / 1000)),
                 configuration: .init(address: .hostname(httpListen.host, port: httpListen.port), serverName: "resolverd"),
+                // One event loop of its own, paced to `http.coalesce-ms`: the API's connections
+                // are read together, a batch of reports per wake-up, on one thread beside the
+                // DNS workers, rather than spread over as many loops as cores, each waking for
+                // every request.
+                eventLoopGroupProvider: .shared(controlGroup),
                 logger: logger)
             services.append(AuxiliaryService(name: "http api", base: application, logger: logger).configuration)
             logger.info("http api", metadata: ["address": "\(httpListen)"])
@@ -106,9 +113,11 @@ struct Serve: AsyncParsableCommand {
         } catch {
             logger.error("stopped: \(error)")
             try? await group.shutdownGracefully()
+            try? await controlGroup.shutdownGracefully()
             throw ExitCode(1)
         }
         try await group.shutdownGracefully()
+        try await controlGroup.shutdownGracefully()
         logger.info("stopped")
     }
 }

@@ -55,6 +55,9 @@ struct Configuration: Sendable {
     /// Response rate limiting; nil: off.
     var rateLimit: RateLimitConfiguration? = nil
     var httpListen: ListenAddress? = nil
+    /// `http.coalesce-ms`: while requests keep coming, the API reads at most once per this
+    /// many milliseconds (`ControlLoopPacer`); 0 reads at once.
+    var httpCoalesceMs = 2.0
     var tokensFile: String? = nil
     var zonesDirectory: String
     var stateDirectory: String? = nil
@@ -135,7 +138,11 @@ struct Configuration: Sendable {
                     }
                 }
             case "http":
-                for (field, node) in reader.mapping(value, "http", allowed: ["listen", "tokens"]) {
+                for (field, node) in reader.mapping(value, "http", allowed: ["listen", "tokens", "coalesce-ms"]) {
+                    if field == "coalesce-ms" {
+                        if let value = reader.double(node, "http.coalesce-ms", range: 0...100) { config.httpCoalesceMs = value }
+                        continue
+                    }
                     guard let text = reader.string(node, "http.\(field)") else { continue }
                     if field == "listen" {
                         guard let address = ListenAddress(text) else {
@@ -165,6 +172,7 @@ extension Configuration {
         var changed: [String] = []
         if dnsListen != other.dnsListen { changed.append("dns.listen") }
         if httpListen != other.httpListen { changed.append("http.listen") }
+        if httpCoalesceMs != other.httpCoalesceMs { changed.append("http.coalesce-ms") }
         if tcp != other.tcp { changed.append("dns.tcp-*") }
         if udpThreads != other.udpThreads { changed.append("dns.udp-threads") }
         let checks = Dictionary(sites.map { ($0.id, $0.check) }, uniquingKeysWith: { first, _ in first })

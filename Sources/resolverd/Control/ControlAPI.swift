@@ -44,7 +44,7 @@ struct ControlAPI: Sendable {
 
     // MARK: Writes
 
-    /// `PUT /v1/sites/:site/load` through the router, for a request `ReportHandler` left to it.
+    /// `PUT /v1/sites/:site/load` through the router, for a request `ReportFastPath` left to it.
     func putLoad(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let body = await collect(request)
         let status = acceptLoad(site: context.parameters.get("site") ?? "", authorization: request.headers[.authorization],
@@ -60,13 +60,19 @@ struct ControlAPI: Sendable {
 
     /// One site's load report (`PUT /v1/sites/:site/load`), whichever way it came: queued, or
     /// refused (counted and logged) with the reason. `body` is nil when it was over the limit.
-    /// Synchronous, so that `ReportHandler` answers it on the connection's event loop.
+    /// Synchronous, so that `ReportFastPath` answers it on the connection's event loop.
     func acceptLoad(site: String, authorization: String?, body: [UInt8]?, method: String, path: String) -> Refusal? {
+        acceptLoad(site: site, principal: tokens.current.authenticate(authorization: authorization), body: body,
+                   method: method, path: path)
+    }
+
+    /// `acceptLoad` for a request whose token was already looked up (nil: missing or unknown).
+    func acceptLoad(site: String, principal: Principal?, body: [UInt8]?, method: String, path: String) -> Refusal? {
         func refuse(_ status: HTTPResponse.Status, _ reason: String) -> Refusal {
             rejected(status, reason, method: method, path: path)
             return Refusal(status: status, reason: reason)
         }
-        guard let principal = tokens.current.authenticate(authorization: authorization) else {
+        guard let principal else {
             return refuse(.unauthorized, "missing or unknown bearer token")
         }
         // Permission before existence, so a site token cannot probe which site names exist.
@@ -195,10 +201,13 @@ struct ControlAPI: Sendable {
 
 /// The tokens in force; replaced on reload.
 final class TokenBox: Sendable {
-    private let store: Mutex<TokenStore>
-    init(_ tokens: TokenStore) { store = Mutex(tokens) }
-    var current: TokenStore { store.withLock { $0 } }
-    func replace(_ tokens: TokenStore) { store.withLock { $0 = tokens } }
+    private let store: Mutex<(tokens: TokenStore, generation: Int)>
+    init(_ tokens: TokenStore) { store = Mutex((tokens, 0)) }
+    var current: TokenStore { store.withLock { $0.tokens } }
+    /// The tokens and how many times they were replaced: what was looked up in one generation
+    /// stays true until the next (`ReportFastPath` keeps a connection's last look-up).
+    var currentWithGeneration: (tokens: TokenStore, generation: Int) { store.withLock { $0 } }
+    func replace(_ tokens: TokenStore) { store.withLock { $0 = (tokens, $0.generation + 1) } }
 }
 
 /// `GET /v1/sites`: each site's load, report age, health and share of recent answers.

@@ -66,6 +66,13 @@ struct LoadReport: Equatable {
         return parsed
     }
 
+    /// The fields a report may have: without `level`, then at levels 0, 1 and 2.
+    private static let allowedFields: [Set<String>] = {
+        let common: Set<String> = ["capacity", "queue", "healthy"]
+        return [common.union(["utilization", "service_ms"]), common.union(["level", "cpu_utilization", "compute_delay_ms"]),
+                common.union(["level", "compute", "network"]), common.union(["level", "score"])]
+    }()
+
     /// `parse` for a body already read as JSON.
     static func parse(_ value: JSONValue) throws(ReportError) -> LoadReport {
         guard case .object(let fields) = value else { throw ReportError("body must be a JSON object") }
@@ -75,15 +82,11 @@ struct LoadReport: Equatable {
         case .number(let value) where [0, 1, 2].contains(value): level = Int(value)
         default: throw ReportError("level must be 0, 1 or 2 (CATS metric levels)")
         }
-        let common: Set<String> = ["capacity", "queue", "healthy"]
-        let allowed: Set<String>
-        switch level {
-        case nil: allowed = common.union(["utilization", "service_ms"])
-        case 0: allowed = common.union(["level", "cpu_utilization", "compute_delay_ms"])
-        case 1: allowed = common.union(["level", "compute", "network"])
-        default: allowed = common.union(["level", "score"])
-        }
-        if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+        let allowed = Self.allowedFields[level.map { $0 + 1 } ?? 0]
+        // The first unknown name in sorted order, so the reason does not depend on hashing;
+        // sorting only when there is one (this runs for every report).
+        if fields.keys.contains(where: { !allowed.contains($0) }),
+           let unknown = fields.keys.filter({ !allowed.contains($0) }).min() {
             throw ReportError("unknown field \"\(unknown)\"")
         }
 
