@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -168,4 +171,15 @@ int udp_batch_send(udp_batch *batch, int fd) {
     }
     batch->received = 0;
     return delivered;
+}
+
+void udp_batch_name_thread(const char *name) {
+    char cut[16];
+    strncpy(cut, name, sizeof cut - 1);
+    cut[sizeof cut - 1] = 0;
+    (void)pthread_setname_np(pthread_self(), cut);
+}
+
+int udp_batch_nice_thread(int nice) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) == 0 ? 0 : -errno;
 }

@@ -302,6 +302,17 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
         try await eventually { try await control.site("par1")["utilization"] as? Double == 0.43 }
     }
 
+    /// The API's one event loop is named and runs at `http.nice` (10), the UDP workers at 0.
+    @Test func theAPIThreadYieldsToTheDNSWorkers() throws {
+        let control = try ControlServer()
+        defer { control.dns.stop() }
+        let threads = control.dns.threads()
+        let http = threads.filter { $0.name == "resolverd-http" }
+        let udp = threads.filter { $0.name == "resolverd-udp" }
+        #expect(http.count == 1 && http.allSatisfy { $0.nice == 10 }, "\(threads)")
+        #expect(!udp.isEmpty && udp.allSatisfy { $0.nice == 0 }, "\(threads)")
+    }
+
     /// A report the fast path does not take (a chunked body) goes to the router, and so does
     /// the rest of that connection; the answers are still those of `acceptLoad`.
     @Test func anUnusualReportIsTheRoutersAndSoIsTheRestOfItsConnection() async throws {

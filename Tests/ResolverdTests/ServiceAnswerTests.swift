@@ -206,17 +206,19 @@ enum Example {
         #expect(stderr.contains("resolverd.yaml:4: sites.ams1: capacity (requests/s at full utilisation) is required"))
     }
 
-    @Test func rejectsABadCoalescingInterval() throws {
+    @Test func rejectsBadControlAPIPacing() throws {
         let (status, stderr) = try check("""
             zones: zones
             http:
               listen: "127.0.0.1:8053"
               coalesce-ms: 500
+              nice: -5
             sites:
               fra1: {addresses: [192.0.2.10], capacity: 800}
             """)
         #expect(status == 1)
         #expect(stderr.contains("resolverd.yaml:4: http.coalesce-ms: 500.0 is out of range 0.0...100.0"), "\(stderr)")
+        #expect(stderr.contains("resolverd.yaml:5: http.nice"), "\(stderr)")
     }
 
     @Test func explainPrintsEveryCandidate() throws {

@@ -103,6 +103,9 @@ else
     QFILE=${QUERIES:-$TMP/case/queries$MIXSUFFIX.txt}
     PROBE=$(awk 'NR == 1 { print $1 }' "$QFILE")
 fi
+# One UDP worker for the one core the server is pinned to, as bench/compare.sh does (unset,
+# resolverd starts one per core it counts, and two workers would share core SERVER_CPU).
+grep -q 'udp-threads' "$CONFIG" || sed -i '/^dns:/a\  udp-threads: 1' "$CONFIG"
 NSITES=$(wc -l < "$TMP/sites.txt")
 (( NSITES > 0 )) || die "no site IDs found in the configuration"
 [[ -r $QFILE ]] || die "query file $QFILE not readable"
@@ -113,6 +116,14 @@ log "starting resolverd ($CASE case, $NSITES sites) on core $SERVER_CPU: DNS 127
 LOG_LEVEL=warning start_resolverd "$CONFIG" "$SLOG"
 wait_answer "$DNS_PORT" "$PROBE" 198.51.100.0/24 900 "$SLOG"
 log "answering after $(awk -v a="$SERVER_T0" -v b="$ANSWER_T" 'BEGIN { printf "%.1f", b - a }') s"
+# The server's threads by name (resolverd names them): the HTTP API's event loop and the UDP
+# workers, whose CPU is read per run (thread_ticks); empty for a binary that does not name them.
+thread_dirs() { grep -lx "$1" /proc/"$SERVER_PID"/task/*/comm 2>/dev/null | xargs -r -n1 dirname | tr '\n' ' '; }
+thread_ticks() {            # user+system ticks of the threads in $@ (directories under /proc/PID/task)
+    local total=0 t v
+    for t in "$@"; do v=$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{ print $12 + $13 }') || v=0; total=$((total + ${v:-0})); done
+    echo "$total"
+}
 # The HTTP API is a service of its own and may start listening a moment after DNS answers.
 for ((i = 0; i < 100; i++)); do
     curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$HTTP_PORT/" && break
@@ -129,6 +140,8 @@ kvof() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 [[ $(kvof "$probe" sent) == "$(kvof "$probe" status_204)" && $(kvof "$probe" sent) -gt 0 ]] \
     || die "not every report was accepted with this token before the flood: $probe"
 log "token accepted for every site probed (204 × $(kvof "$probe" status_204))"
+# shellcheck disable=SC2207
+HTTP_THREADS=($(thread_dirs resolverd-http)); UDP_THREADS=($(thread_dirs resolverd-udp))
 
 # Warm-up: one pass over the query mix makes every client's binding, so each timed run then
 # measures the same steady state (bindings kept) with and without the flood.
@@ -136,7 +149,7 @@ run_load "$DNS_PORT" "$QFILE" "$WARMUP" "$OUT_DIR/raw/dns-warmup.txt"
 log "warm-up: $LOAD_QPS qps over ${WARMUP}s"
 
 # ---------------------------------------------------------------- rounds
-RESULTS=$TMP/results.txt; : > "$RESULTS"   # "kind round qps server_cpu loadgen_cpu"
+RESULTS=$TMP/results.txt; : > "$RESULTS"   # "kind round qps server_cpu loadgen_cpu http_thread_cpu udp_worker_cpu"
 run_round() {               # $1 baseline|flood, $2 round
     local kind=$1 r=$2 t0 t1 s0 s1 cpu fpid="" frc=0 lgcpu
     if [[ $kind == flood ]]; then
@@ -147,9 +160,12 @@ run_round() {               # $1 baseline|flood, $2 round
         STARTED+=("$fpid")
         sleep 0.5
     fi
+    local h0 h1 u0 u1 http udp
     t0=$(cpu_ticks "$SERVER_PID"); s0=$(date +%s.%N)
+    h0=$(thread_ticks "${HTTP_THREADS[@]}"); u0=$(thread_ticks "${UDP_THREADS[@]}")
     run_load "$DNS_PORT" "$QFILE" "$DURATION" "$OUT_DIR/raw/dns-$kind-$r.txt"
     t1=$(cpu_ticks "$SERVER_PID"); s1=$(date +%s.%N)
+    h1=$(thread_ticks "${HTTP_THREADS[@]}"); u1=$(thread_ticks "${UDP_THREADS[@]}")
     if [[ -n $fpid ]]; then
         wait "$fpid" || frc=$?
         local keep=() s
@@ -159,12 +175,16 @@ run_round() {               # $1 baseline|flood, $2 round
     fi
     alive "$SERVER_PID" || die "resolverd died during the $kind run of round $r"
     cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v x="$s0" -v y="$s1" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / (y - x) }')
+    http=$(awk -v a="$h0" -v b="$h1" -v hz="$CLK_TCK" -v x="$s0" -v y="$s1" 'BEGIN { printf "%.1f", 100 * (b - a) / hz / (y - x) }')
+    udp=$(awk -v a="$u0" -v b="$u1" -v hz="$CLK_TCK" -v x="$s0" -v y="$s1" 'BEGIN { printf "%.1f", 100 * (b - a) / hz / (y - x) }')
+    (( ${#HTTP_THREADS[@]} > 0 )) || http="?"
+    (( ${#UDP_THREADS[@]} > 0 )) || udp="?"
     lgcpu=$(kvof "$LOAD_LINE" cpu_pct)
-    echo "$kind $r $LOAD_QPS $cpu ${lgcpu:-?}" >> "$RESULTS"
+    echo "$kind $r $LOAD_QPS $cpu ${lgcpu:-?} $http $udp" >> "$RESULTS"
     local extra=""
     [[ -n $fpid ]] && extra="  reports: $(tail -1 "$OUT_DIR/raw/flood-$r.txt")"
-    log "$(printf 'round %d/%d %-8s: %8s qps (server core %s%%, loadgen core %s%%, lost %s)%s' \
-        "$r" "$ROUNDS" "$kind" "$LOAD_QPS" "$cpu" "${lgcpu:-?}" "${LOAD_LOST:-?}" "$extra")"
+    log "$(printf 'round %d/%d %-8s: %8s qps (server core %s%%: HTTP thread %s%%, UDP worker %s%%; loadgen core %s%%, lost %s)%s' \
+        "$r" "$ROUNDS" "$kind" "$LOAD_QPS" "$cpu" "$http" "$udp" "${lgcpu:-?}" "${LOAD_LOST:-?}" "$extra")"
 }
 log "$ROUNDS round(s): ${DURATION}s loadgen alone, then ${DURATION}s with $RATE reports/s $HOW ($CONNS connections × $DEPTH in flight); load tools on core $CLIENT_CPU"
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -185,6 +205,14 @@ median() {                  # median of column $2 for kind $1
 per_run() { awk -v n="$1" '$1 == n { printf "%s%s", sep, $3; sep = ", " }' "$RESULTS"; }
 BASE=$(median baseline 3) FLOOD=$(median flood 3)
 LOSS=$(awk -v a="$BASE" -v b="$FLOOD" 'BEGIN { printf "%.1f", 100 * (1 - b / a) }')
+# Each round's flood run against the baseline just before it: the machine's speed drifts
+# between rounds by more than the effect measured here, much less within one.
+PAIRED=$(awk '$1 == "baseline" { b[$2] = $3 } $1 == "flood" { f[$2] = $3 }
+    END { for (r in f) if (b[r] > 0) printf "%.1f\n", 100 * (1 - f[r] / b[r]) }' "$RESULTS" | sort -g | tr '\n' ' ')
+PAIRED_MEDIAN=$(tr ' ' '\n' <<<"$PAIRED" | grep . | awk '{ v[NR] = $1 } END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m }')
+HTTP_SHARE=$(median flood 6)
+# The HTTP thread's CPU per report: its share of the core over the reports a second.
+HTTP_US=$(awk -v s="$HTTP_SHARE" -v r="$RATE" 'BEGIN { if (s == "?" || s == "") print "?"; else printf "%.1f", s / 100 * 1e6 / r }')
 
 sent=0 ok=0 answered=0 unanswered=0 errors=0 others="" rates="" p50s="" p99s=""
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -211,12 +239,14 @@ LOSS_OK=$(awk -v l="$LOSS" -v m="$MAX_LOSS_PCT" 'BEGIN { print ((l < m) ? "yes" 
     echo "Case: $CASE ($NSITES sites, config \`$(basename "$CONFIG")\`); query mix $MIX: $(basename "$QFILE") ($(wc -l < "$QFILE") (service, prefix) pairs, loadgen -o $OUTSTANDING, after a ${WARMUP}s warm-up);"
     echo "resolverd on core $SERVER_CPU; loadgen and reportflood on core $CLIENT_CPU; $ROUNDS round(s) × ${DURATION}s, alternating; medians."
     echo
-    echo "| run | median QPS | server core busy | loadgen core busy | QPS per run |"
-    echo "|---|---:|---:|---:|---|"
-    echo "| loadgen alone | $BASE | $(median baseline 4)% | $(median baseline 5)% | $(per_run baseline) |"
-    echo "| with $RATE reports/s | $FLOOD | $(median flood 4)% | $(median flood 5)% | $(per_run flood) |"
+    echo "| run | median QPS | server core busy | of it the HTTP thread | of it the UDP worker | loadgen core busy | QPS per run |"
+    echo "|---|---:|---:|---:|---:|---:|---|"
+    echo "| loadgen alone | $BASE | $(median baseline 4)% | $(median baseline 6)% | $(median baseline 7)% | $(median baseline 5)% | $(per_run baseline) |"
+    echo "| with $RATE reports/s | $FLOOD | $(median flood 4)% | $HTTP_SHARE% | $(median flood 7)% | $(median flood 5)% | $(per_run flood) |"
     echo
-    echo "**QPS loss: ${LOSS}%** (target < ${MAX_LOSS_PCT}%: $LOSS_OK)"
+    echo "**QPS loss: ${LOSS}%** (target < ${MAX_LOSS_PCT}%: $LOSS_OK); each round against its own baseline: $PAIRED(median ${PAIRED_MEDIAN}%)."
+    echo
+    echo "The HTTP API's thread took **${HTTP_US} µs of the core per report** (${HTTP_SHARE}% of it at $RATE reports/s)."
     echo
     echo "Reports: sent $sent, answered $answered, 204 $ok, unanswered $unanswered, connection errors $errors${others// /}; achieved rate per round $rates /s of $RATE/s offered (held ≥ 99%: $RATE_HELD); latency p50 $p50s ms, p99 $p99s ms."
     echo

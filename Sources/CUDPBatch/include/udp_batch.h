@@ -33,4 +33,10 @@ void udp_batch_set_reply(udp_batch *batch, int index, int length);
 /// how many were sent; the rest were dropped (a full socket buffer or an unreachable peer).
 int udp_batch_send(udp_batch *batch, int fd);
 
+/* Names the calling thread (Linux keeps 15 bytes): what top -H and /proc/.../comm show. */
+void udp_batch_name_thread(const char *name);
+
+/* Sets the calling thread's nice value (Linux: per thread); returns 0 or -errno. */
+int udp_batch_nice_thread(int nice);
+
 #endif

@@ -56,7 +56,7 @@ final class UDPWorkers: Sendable {
         threads.withLock { threads in
             for fd in sockets {
                 let worker = Worker(fd: fd, store: store, counters: counters, flag: flag)
-                threads.append(spawnThread { worker.run() })
+                threads.append(spawnThread(name: "resolverd-udp") { worker.run() })
             }
         }
     }
@@ -167,10 +167,14 @@ struct SystemCallError: Error, CustomStringConvertible {
     var description: String { "\(call)(2) failed: \(String(cString: strerror(code))) (errno: \(code))" }
 }
 
-/// Starts a detached-until-joined POSIX thread running `body`.
-func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+/// Starts a detached-until-joined POSIX thread running `body`, named `name` (at most 15
+/// bytes: what `top -H` and /proc/PID/task/TID/comm show) when given.
+func spawnThread(name: String? = nil, _ body: @escaping @Sendable () -> Void) -> pthread_t {
     final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
-    let context = Unmanaged.passRetained(Box(body)).toOpaque()
+    let context = Unmanaged.passRetained(Box {
+        if let name { nameThisThread(name) }
+        body()
+    }).toOpaque()
     var thread = pthread_t()
     let result = pthread_create(&thread, nil, { raw in
         let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
@@ -179,6 +183,17 @@ func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     }, context)
     precondition(result == 0, "pthread_create failed: \(result)")
     return thread
+}
+
+/// Names the calling thread (Linux keeps 15 bytes of it).
+public func nameThisThread(_ name: String) {
+    udp_batch_name_thread(name)
+}
+
+/// Sets the calling thread's nice value; false when the system refused.
+@discardableResult
+public func niceThisThread(_ nice: Int32) -> Bool {
+    udp_batch_nice_thread(nice) == 0
 }
 
 extension IPAddress {

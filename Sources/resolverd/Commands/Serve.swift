@@ -52,8 +52,13 @@ struct Serve: AsyncParsableCommand {
         let store = StateStore(loaded.state)
         let notifier = SystemdNotifier()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let controlGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let config = loaded.configuration
+        let controlGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        controlGroup.next().execute { [nice = config.httpNice] in
+            nameThisThread("resolverd-http")
+            // Raising one's own nice value needs no privilege; a refusal changes nothing else.
+            if nice != 0 { niceThisThread(Int32(nice)) }
+        }
         var listen: [SocketAddress] = []
         for address in config.dnsListen {
             listen.append(try SocketAddress(ipAddress: address.host, port: address.port))

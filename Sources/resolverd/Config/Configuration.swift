@@ -56,8 +56,12 @@ struct Configuration: Sendable {
     var rateLimit: RateLimitConfiguration? = nil
     var httpListen: ListenAddress? = nil
     /// `http.coalesce-ms`: while requests keep coming, the API reads at most once per this
-    /// many milliseconds (`ControlLoopPacer`); 0 reads at once.
+    /// many milliseconds (`ControlLoopPacer`); 0 reads at once. A client's requests in flight
+    /// bound its rate to them per interval: at 2 ms, 500 a second for one at a time.
     var httpCoalesceMs = 2.0
+    /// `http.nice`: the nice value of the API's thread (0 … 19). Above the DNS workers' 0, so
+    /// that on a busy core the control plane cannot take the CPU that answering needs.
+    var httpNice = 10
     var tokensFile: String? = nil
     var zonesDirectory: String
     var stateDirectory: String? = nil
@@ -138,9 +142,13 @@ struct Configuration: Sendable {
                     }
                 }
             case "http":
-                for (field, node) in reader.mapping(value, "http", allowed: ["listen", "tokens", "coalesce-ms"]) {
+                for (field, node) in reader.mapping(value, "http", allowed: ["listen", "tokens", "coalesce-ms", "nice"]) {
                     if field == "coalesce-ms" {
                         if let value = reader.double(node, "http.coalesce-ms", range: 0...100) { config.httpCoalesceMs = value }
+                        continue
+                    }
+                    if field == "nice" {
+                        if let value = reader.int(node, "http.nice", range: 0...19) { config.httpNice = value }
                         continue
                     }
                     guard let text = reader.string(node, "http.\(field)") else { continue }
@@ -173,6 +181,7 @@ extension Configuration {
         if dnsListen != other.dnsListen { changed.append("dns.listen") }
         if httpListen != other.httpListen { changed.append("http.listen") }
         if httpCoalesceMs != other.httpCoalesceMs { changed.append("http.coalesce-ms") }
+        if httpNice != other.httpNice { changed.append("http.nice") }
         if tcp != other.tcp { changed.append("dns.tcp-*") }
         if udpThreads != other.udpThreads { changed.append("dns.udp-threads") }
         let checks = Dictionary(sites.map { ($0.id, $0.check) }, uniquingKeysWith: { first, _ in first })

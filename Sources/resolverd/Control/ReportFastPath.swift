@@ -168,7 +168,10 @@ final class ReportFastPath: ChannelInboundHandler {
 /// arrive meanwhile on every connection are read and answered together in its next turn.
 /// An idle loop answers at once; a busy one adds at most `interval` to an answer. On a core
 /// shared with the DNS workers this turns thousands of wake-ups a second, each preempting a
-/// worker, into at most 1 / `interval`, with the same work per request.
+/// worker and evicting its caches, into at most 1 / `interval`; and the requests a connection
+/// pipelined meanwhile are read with one read and answered with one write. At 10 000
+/// reports a second over 16 connections on this project's 2-core VM, the thread's CPU per
+/// report was 25 µs reading at once, 15 µs at 2 ms, 10 µs at 5 ms and 6.5 µs at 10 ms.
 final class ControlLoopPacer: @unchecked Sendable {
     // Touched only on the one event loop of the control API (`readCompleted` checks).
     private var scheduled = false

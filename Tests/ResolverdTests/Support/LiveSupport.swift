@@ -242,6 +242,20 @@ final class LiveServer: @unchecked Sendable {
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
+    /// The server's threads: each one's name and nice value, from /proc/PID/task.
+    func threads() -> [(name: String, nice: Int)] {
+        let task = "/proc/\(process.processIdentifier)/task"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: task)) ?? []).compactMap { id in
+            guard let name = try? String(contentsOfFile: "\(task)/\(id)/comm", encoding: .utf8),
+                  let stat = try? String(contentsOfFile: "\(task)/\(id)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            // Fields after "(comm)": state is field 3, nice field 19 (proc(5)).
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 16, let nice = Int(fields[16]) else { return nil }
+            return (name.trimmingCharacters(in: .whitespacesAndNewlines), nice)
+        }
+    }
+
     /// SIGTERM, then SIGKILL if it has not stopped within five seconds. Returns the exit status.
     @discardableResult
     func stop() -> Int32 {
