@@ -215,7 +215,7 @@ public final class AffinityTable: Sendable {
     public func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                        storage: inout DecisionStorage) -> Affinity.Outcome {
         let key = Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
-        var moved: SteeringSnapshot? = nil
+        var movedRates: [Double]? = nil
         var existing: Binding? = nil
         var perQuery: RequestsPerQuery? = nil
         var weight = 1.0
@@ -223,8 +223,6 @@ public final class AffinityTable: Sendable {
         // What the decision reads, under one lock: the load moved since the last publish (only
         // for the service's own sites, the only ones evaluated) and the binding. The shares of
         // new bindings are read only if the client is placed anew, which a kept binding is not.
-        // The snapshot is copied only when there is moved load to add to it, and then not
-        // its per-site arrays (`recentlyDirected`).
         state.withLock { state in
             if !state.sincePublish.isEmpty {
                 var rates: [Double] = []
@@ -233,11 +231,7 @@ public final class AffinityTable: Sendable {
                     if rates.isEmpty { rates = Array(repeating: 0, count: service.sites.count) }
                     rates[position] = rate
                 }
-                if !rates.isEmpty {
-                    var current = snapshot
-                    current.recentlyDirected = (service.name, rates)
-                    moved = current
-                }
+                if !rates.isEmpty { movedRates = rates }
             }
             existing = state.binding(for: key)
             perQuery = state.perQuery
@@ -254,9 +248,23 @@ public final class AffinityTable: Sendable {
         let ttl = Double(service.ttl)
         let queryRate = existing?.queryRate(now: now, ttl: ttl) ?? 1 / max(ttl, 1)
         let perClientQuery = perQuery?.of(viaResolver: client.isSourceAddress) ?? snapshot.parameters.loadPerAnswer
-        var outcome = Affinity.decide(service: service, client: client, snapshot: moved ?? snapshot, now: now, existing: existing,
-                                      shares: { self.state.withLock { Self.shares($0, of: service, in: snapshot) } },
-                                      demand: queryRate * perClientQuery * weight, storage: &storage)
+        func decide(_ evaluated: SteeringSnapshot) -> Affinity.Outcome {
+            Affinity.decide(service: service, client: client, snapshot: evaluated, now: now, existing: existing,
+                            shares: { self.state.withLock { Self.shares($0, of: service, in: snapshot) } },
+                            demand: queryRate * perClientQuery * weight, storage: &storage)
+        }
+        // The snapshot is copied only when there is moved load to add to it (its per-site
+        // arrays are shared, not copied), outside the lock; otherwise the caller's is read as
+        // it is (`moved ?? snapshot` made a copy, a retain and a release of each of its
+        // fields, for every decision).
+        var outcome: Affinity.Outcome
+        if let movedRates {
+            var current = snapshot
+            current.recentlyDirected = (service.name, movedRates)
+            outcome = decide(current)
+        } else {
+            outcome = decide(snapshot)
+        }
         // A table that has just started places its clients blind: it knows neither how much
         // load they bring nor, without a report since, where they went. Answers of its first
         // TTL, until reports have measured the load per query, carry the shortest TTL, so that
