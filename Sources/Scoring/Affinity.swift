@@ -103,10 +103,13 @@ public enum Affinity {
 
     /// As above, with the shares read only when the client is placed anew (`AffinityTable`
     /// reads them under its lock), and the decision made in `storage` (`DecisionStorage`).
+    /// `moved`: the load directed to each of the service's sites since the snapshot was
+    /// published (`Selector.select`).
     static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                        existing: Binding?, shares: () -> [Int: Double], epsilon: Double = 0.25,
-                       demand: Double = 0, storage: inout DecisionStorage) -> Outcome {
-        var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now, storage: &storage)
+                       demand: Double = 0, moved: [Double]? = nil, storage: inout DecisionStorage) -> Outcome {
+        var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now, moved: moved,
+                                       storage: &storage)
         let key = keyPrefix(for: client)
         // When every site that is up is overloaded, clients stay where they are and new ones
         // are spread over those sites, rather than all sent to the least bad one.

@@ -248,23 +248,12 @@ public final class AffinityTable: Sendable {
         let ttl = Double(service.ttl)
         let queryRate = existing?.queryRate(now: now, ttl: ttl) ?? 1 / max(ttl, 1)
         let perClientQuery = perQuery?.of(viaResolver: client.isSourceAddress) ?? snapshot.parameters.loadPerAnswer
-        func decide(_ evaluated: SteeringSnapshot) -> Affinity.Outcome {
-            Affinity.decide(service: service, client: client, snapshot: evaluated, now: now, existing: existing,
-                            shares: { self.state.withLock { Self.shares($0, of: service, in: snapshot) } },
-                            demand: queryRate * perClientQuery * weight, storage: &storage)
-        }
-        // The snapshot is copied only when there is moved load to add to it (its per-site
-        // arrays are shared, not copied), outside the lock; otherwise the caller's is read as
-        // it is (`moved ?? snapshot` made a copy, a retain and a release of each of its
-        // fields, for every decision).
-        var outcome: Affinity.Outcome
-        if let movedRates {
-            var current = snapshot
-            current.recentlyDirected = (service.name, movedRates)
-            outcome = decide(current)
-        } else {
-            outcome = decide(snapshot)
-        }
+        // The load moved since the publish goes in beside the snapshot, which is read as the
+        // caller's: a copy with it added (as this did) is a retain and a release of each of
+        // the snapshot's fields, for every decision.
+        var outcome = Affinity.decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
+                                      shares: { self.state.withLock { Self.shares($0, of: service, in: snapshot) } },
+                                      demand: queryRate * perClientQuery * weight, moved: movedRates, storage: &storage)
         // A table that has just started places its clients blind: it knows neither how much
         // load they bring nor, without a report since, where they went. Answers of its first
         // TTL, until reports have measured the load per query, carry the shortest TTL, so that

@@ -266,14 +266,17 @@ public enum Selector {
         return select(service: service, client: client, snapshot: snapshot, now: now, sequence: sequence, storage: &storage)
     }
 
-    /// As above, in the arrays of `storage` (`DecisionStorage`).
+    /// As above, in the arrays of `storage` (`DecisionStorage`). `moved`, when given: the
+    /// load directed to each of the service's sites (in its order) since the snapshot was
+    /// published, in place of `snapshot.recentlyDirected`, so that a caller need not copy the
+    /// snapshot to add it.
     public static func select(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
-                              sequence: UInt64 = 0, storage: inout DecisionStorage) -> Decision {
+                              sequence: UInt64 = 0, moved: [Double]? = nil, storage: inout DecisionStorage) -> Decision {
         if service.sites.count >= SiteDelay.keptFrom && storage.delays.count != snapshot.sites.count {
             storage.delays = Array(repeating: SiteDelay(), count: snapshot.sites.count)
         }
         let taken = storage.takeCandidates()
-        let (candidates, match) = evaluate(service: service, client: client, snapshot: snapshot, now: now,
+        let (candidates, match) = evaluate(service: service, client: client, snapshot: snapshot, now: now, moved: moved,
                                            into: consume taken, delays: &storage.delays)
         let count = max(1, service.answers)
         let rankedPolicy = service.policy == .responseTime || service.policy == .nearest || service.policy == .leastLoaded
@@ -325,10 +328,11 @@ public enum Selector {
     ///
     /// `into`: an empty array to append the candidates to, whose capacity is used.
     static func evaluate(service: Service, client: Client, snapshot: SteeringSnapshot,
-                         now: Double, into candidates: consuming [Candidate] = [],
+                         now: Double, moved: [Double]? = nil, into candidates: consuming [Candidate] = [],
                          delays: inout [SiteDelay]) -> ([Candidate], LatencyMap.Path) {
         let count = service.sites.count
-        let recent = snapshot.recentlyDirected.flatMap { $0.service == service.name && $0.rates.count == count ? $0.rates : nil }
+        let recent = moved.map { $0.count == count ? $0 : nil }
+            ?? snapshot.recentlyDirected.flatMap { $0.service == service.name && $0.rates.count == count ? $0.rates : nil }
         var candidates = consume candidates   // the only reference, so it grows in place
         candidates.reserveCapacity(count)
         let path = withUnsafeTemporaryAllocation(of: (rtt: Double, depth: Int).self, capacity: max(count, 1)) { measured in
