@@ -25,7 +25,7 @@ struct ControlServer {
     /// `httpPort` picks the API's port (a free one by default); `waitForAPI: false` starts
     /// without waiting for the API to answer.
     init(steering: String = "", sites: String? = nil, extra: String = "", serviceOptions: String = "",
-         files: [String: String] = [:], httpPort: Int? = nil, waitForAPI: Bool = true) throws {
+         files: [String: String] = [:], httpPort: Int? = nil, waitForAPI: Bool = true, httpOptions: String = "") throws {
         let http = httpPort ?? freePort()
         self.httpPort = http
         var allFiles = files
@@ -44,6 +44,7 @@ struct ControlServer {
             http:
               listen: "127.0.0.1:\(http)"
               tokens: tokens.yaml
+            \(httpOptions.isEmpty ? "" : "  " + httpOptions)
             zones: \(Paths.zones)
             \(siteBlock)
             services:
@@ -311,6 +312,37 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
         let udp = threads.filter { $0.name == "resolverd-udp" }
         #expect(http.count == 1 && http.allSatisfy { $0.nice == 10 }, "\(threads)")
         #expect(!udp.isEmpty && udp.allSatisfy { $0.nice == 0 }, "\(threads)")
+    }
+
+    /// The API paces its reads (`http.coalesce-ms`, 50 ms here) only while more than one
+    /// connection is sending: a lone client asking one request at a time is answered at once
+    /// each time, while two clients taking turns wait out the interval between turns. (Only
+    /// the paced case has a time bound that matters, and it is a lower one: sleeps are never
+    /// shorter than asked.)
+    @Test func readsArePacedOnlyWhileConnectionsShareTheLoop() throws {
+        let control = try ControlServer(httpOptions: "coalesce-ms: 50")
+        defer { control.dns.stop() }
+        let request = Array(("PUT /v1/sites/par1/load HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer par1-token-0123456789\r\n"
+            + "Content-Length: 19\r\n\r\n{\"utilization\":0.5}").utf8)
+        func ask(_ fd: Int32) -> Bool {
+            guard RawDNS.sendAll(fd, request) else { return false }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            return received > 0 && String(decoding: buffer[0..<received], as: UTF8.self).hasPrefix("HTTP/1.1 204")
+        }
+        let one = try #require(RawDNS.connectTCP(port: control.httpPort))
+        let two = try #require(RawDNS.connectTCP(port: control.httpPort))
+        defer { close(one); close(two) }
+        var start = Date()
+        for _ in 0..<40 { #expect(ask(one)) }
+        let alone = Date().timeIntervalSince(start)
+        start = Date()
+        for turn in 0..<40 { #expect(ask(turn % 2 == 0 ? one : two)) }
+        let sharing = Date().timeIntervalSince(start)
+        // A turn's answer is written before the loop sleeps, so it is the turn after that
+        // waits: 38 intervals at least between the first shared turn and the last.
+        #expect(sharing >= 38 * 0.05 * 0.99, "40 turns of two connections took \(sharing) s")
+        #expect(alone < sharing / 4, "alone \(alone) s, sharing \(sharing) s")
     }
 
     /// A report the fast path does not take (a chunked body) goes to the router, and so does

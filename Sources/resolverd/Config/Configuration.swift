@@ -55,9 +55,8 @@ struct Configuration: Sendable {
     /// Response rate limiting; nil: off.
     var rateLimit: RateLimitConfiguration? = nil
     var httpListen: ListenAddress? = nil
-    /// `http.coalesce-ms`: while requests keep coming, the API reads at most once per this
-    /// many milliseconds (`ControlLoopPacer`); 0 reads at once. A client's requests in flight
-    /// bound its rate to them per interval: at 2 ms, 500 a second for one at a time.
+    /// `http.coalesce-ms`: while requests keep coming on more than one connection, the API
+    /// reads at most once per this many milliseconds (`ControlLoopPacer`); 0 reads at once.
     var httpCoalesceMs = 2.0
     /// `http.nice`: the nice value of the API's thread (0 … 19). Above the DNS workers' 0, so
     /// that on a busy core the control plane cannot take the CPU that answering needs.
