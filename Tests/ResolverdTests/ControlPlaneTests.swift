@@ -314,6 +314,23 @@ func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) as
         #expect(!udp.isEmpty && udp.allSatisfy { $0.nice == 0 }, "\(threads)")
     }
 
+    /// `dns.udp-threads` unset: one UDP worker per core the process may run on. Pinned to
+    /// one core (`taskset -c 0`), the server starts one, not one per core of the machine.
+    @Test func pinnedToOneCoreItStartsOneUDPWorker() throws {
+        let taskset = "/usr/bin/taskset"
+        try #require(FileManager.default.isExecutableFile(atPath: taskset), "util-linux's taskset (make test installs it)")
+        let server = try LiveServer(launcher: [taskset, "-c", "0"]) { port in
+            """
+            dns:
+              listen: ["127.0.0.1:\(port)"]
+            zones: \(Paths.zones)
+            """
+        }
+        defer { server.stop() }
+        let udp = server.threads().filter { $0.name == "resolverd-udp" }
+        #expect(udp.count == 1, "\(server.threads())")
+    }
+
     /// The API paces its reads (`http.coalesce-ms`, 50 ms here) only while more than one
     /// connection is sending: a lone client asking one request at a time is answered at once
     /// each time, while two clients taking turns wait out the interval between turns. (Only

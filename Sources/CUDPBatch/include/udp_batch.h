@@ -39,4 +39,8 @@ void udp_batch_name_thread(const char *name);
 /* Sets the calling thread's nice value (Linux: per thread); returns 0 or -errno. */
 int udp_batch_nice_thread(int nice);
 
+/* How many CPUs the calling thread may run on (its affinity mask: taskset, cpusets);
+   the online CPUs when that cannot be read. */
+int udp_batch_usable_cpus(void);
+
 #endif

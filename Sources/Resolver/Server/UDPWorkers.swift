@@ -190,6 +190,13 @@ public func nameThisThread(_ name: String) {
     udp_batch_name_thread(name)
 }
 
+/// The cores this process may run on: the CPUs of its affinity mask (`taskset`, a cpuset), at
+/// most `System.coreCount` (which counts cgroup quotas but not the mask). A server pinned to
+/// one core of two starts one UDP worker, not two that take turns on it.
+public func usableCores() -> Int {
+    max(1, min(System.coreCount, Int(udp_batch_usable_cpus())))
+}
+
 /// Sets the calling thread's nice value; false when the system refused.
 @discardableResult
 public func niceThisThread(_ nice: Int32) -> Bool {

@@ -65,7 +65,7 @@ struct Serve: AsyncParsableCommand {
         }
         let server = DNSServer(
             configuration: DNSServerConfiguration(listen: listen, tcp: config.tcp.limits,
-                                                  udpThreads: config.udpThreads ?? System.coreCount),
+                                                  udpThreads: config.udpThreads ?? usableCores()),
             store: store, group: group, logger: logger,
             onReady: { notifier.ready(status: "serving \(catalog.zones.count) zones") })
         let tokens = TokenBox(loaded.tokens)

@@ -185,8 +185,11 @@ final class LiveServer: @unchecked Sendable {
     /// `files` are written beside it (relative paths in the configuration resolve there).
     /// `host`/`port` pick the DNS address the probe uses (a fresh loopback port by default);
     /// `environment` is added to the process's.
+    /// `launcher`: a command that runs the server (e.g. `taskset -c 0`), exec'ing it so that
+    /// the process is the server's.
     init(files: [String: String] = [:], probe: String = "svc.example.", host: String = "127.0.0.1", port: Int? = nil,
-         arguments: [String] = [], environment: [String: String] = [:], makeConfig: (Int) -> String) throws {
+         arguments: [String] = [], environment: [String: String] = [:], launcher: [String] = [],
+         makeConfig: (Int) -> String) throws {
         self.host = host
         directory = try Paths.temporaryDirectory()
         configPath = directory + "/resolverd.yaml"
@@ -201,8 +204,9 @@ final class LiveServer: @unchecked Sendable {
             try makeConfig(chosen).write(toFile: configPath, atomically: true, encoding: .utf8)
             FileManager.default.createFile(atPath: logPath, contents: nil)
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: Paths.resolverd)
-            process.arguments = ["serve", "--config", configPath] + arguments
+            let command = launcher + [Paths.resolverd, "serve", "--config", configPath] + arguments
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
             if !environment.isEmpty {
                 process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
             }
