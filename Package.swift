@@ -33,7 +33,8 @@ let package = Package(
             pkgConfig: "ldns",
             providers: [.apt(["libldns-dev"])]
         ),
-        // recvmmsg/sendmmsg batches for the UDP workers (the system calls only).
+        // recvmmsg/sendmmsg batches for the UDP workers, and the thread calls Glibc does not
+        // bring to Swift (name, nice, affinity): system calls only.
         .target(name: "CUDPBatch"),
         // Pure selection logic: no NIO, no DNS.
         .target(name: "Scoring"),

@@ -21,12 +21,6 @@ public struct SteeringSnapshot: Sendable {
     /// Requests per second this server has directed to each site since its last report and
     /// that the report cannot yet include (anti-herding), same indices as `sites`.
     public var directed: [Double]
-    /// Request rate moved to the sites of one service since `directed` was computed, by this
-    /// server's own decisions not yet published (`AffinityTable` sets it for the service it
-    /// decides for), by position in that service's `sites`; counted as directed load by
-    /// decisions for that service. Kept apart so that a decision adds it without copying
-    /// `directed`, which has an entry for every site.
-    public var recentlyDirected: (service: String, rates: [Double])? = nil
     /// Result of the active health check per site (true where no check is configured).
     public var checksPassing: [Bool]
     public var latency: LatencyMap
@@ -266,10 +260,11 @@ public enum Selector {
         return select(service: service, client: client, snapshot: snapshot, now: now, sequence: sequence, storage: &storage)
     }
 
-    /// As above, in the arrays of `storage` (`DecisionStorage`). `moved`, when given: the
-    /// load directed to each of the service's sites (in its order) since the snapshot was
-    /// published, in place of `snapshot.recentlyDirected`, so that a caller need not copy the
-    /// snapshot to add it.
+    /// As above, in the arrays of `storage` (`DecisionStorage`). `moved`: the request rate
+    /// this server's own decisions sent to each of the service's sites (in its order) since
+    /// `snapshot.directed` was published (`AffinityTable`), counted as directed load; given
+    /// beside the snapshot, not in it, so that neither it nor `directed` (an entry for every
+    /// site) is copied per decision.
     public static func select(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                               sequence: UInt64 = 0, moved: [Double]? = nil, storage: inout DecisionStorage) -> Decision {
         if service.sites.count >= SiteDelay.keptFrom && storage.delays.count != snapshot.sites.count {
@@ -331,8 +326,7 @@ public enum Selector {
                          now: Double, moved: [Double]? = nil, into candidates: consuming [Candidate] = [],
                          delays: inout [SiteDelay]) -> ([Candidate], LatencyMap.Path) {
         let count = service.sites.count
-        let recent = moved.map { $0.count == count ? $0 : nil }
-            ?? snapshot.recentlyDirected.flatMap { $0.service == service.name && $0.rates.count == count ? $0.rates : nil }
+        let recent = moved.flatMap { $0.count == count ? $0 : nil }
         var candidates = consume candidates   // the only reference, so it grows in place
         candidates.reserveCapacity(count)
         let path = withUnsafeTemporaryAllocation(of: (rtt: Double, depth: Int).self, capacity: max(count, 1)) { measured in

@@ -32,9 +32,10 @@ enum Topology {
     }
 
     static func pick(_ client: String, prefix: Int? = nil, snapshot: SteeringSnapshot = snapshot(), now: Double = 1000,
-                     sequence: UInt64 = 0) -> Decision {
-        Selector.select(service: snapshot.services[0], client: Client(address: IPAddress(client)!, prefixLength: prefix),
-                        snapshot: snapshot, now: now, sequence: sequence)
+                     sequence: UInt64 = 0, moved: [Double]? = nil) -> Decision {
+        var storage = DecisionStorage()
+        return Selector.select(service: snapshot.services[0], client: Client(address: IPAddress(client)!, prefixLength: prefix),
+                               snapshot: snapshot, now: now, sequence: sequence, moved: moved, storage: &storage)
     }
 
     static func id(_ decision: Decision) -> String { sites[decision.sites[0]].id }
@@ -190,20 +191,18 @@ enum Topology {
         let herded = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, directed: [0, 0, 260]))
         #expect(abs(herded.candidates[2].utilization - 0.95) < 1e-9)
         #expect(Topology.id(herded) != "par1")
-        // The same load moved by decisions since the last publish (`recentlyDirected`, by
-        // position in the service's sites) counts exactly as directed load does, on top of it;
-        // and only for the service it was set for.
-        var recent = Topology.snapshot(loads: loads, directed: [0, 0, 100])
-        recent.recentlyDirected = (service: "api.svc.example.", rates: [40, 0, 160])
-        let overlaid = Topology.pick("198.51.100.1", snapshot: recent)
+        // The same load moved by decisions since the last publish (`moved`, by position in
+        // the service's sites) counts exactly as directed load does, on top of it; a list
+        // that is not one per site of the service counts for nothing.
+        let recent = Topology.snapshot(loads: loads, directed: [0, 0, 100])
+        let overlaid = Topology.pick("198.51.100.1", snapshot: recent, moved: [40, 0, 160])
         let added = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, directed: [40, 0, 260]))
         #expect(overlaid.candidates.map(\.utilization) == added.candidates.map(\.utilization))
         #expect(overlaid.candidates.map(\.score) == added.candidates.map(\.score))
         #expect(overlaid.sites == added.sites && Topology.id(overlaid) != "par1")
-        recent.recentlyDirected = (service: "other.svc.example.", rates: [40, 0, 160])
-        let elsewhere = Topology.pick("198.51.100.1", snapshot: recent)
-        let base = Topology.pick("198.51.100.1", snapshot: Topology.snapshot(loads: loads, directed: [0, 0, 100]))
-        #expect(elsewhere.candidates.map(\.utilization) == base.candidates.map(\.utilization))
+        let misfit = Topology.pick("198.51.100.1", snapshot: recent, moved: [40, 160])
+        let base = Topology.pick("198.51.100.1", snapshot: recent)
+        #expect(misfit.candidates.map(\.utilization) == base.candidates.map(\.utilization))
     }
 
     /// A report's swing: none for a first report, the change for a second, then a moving

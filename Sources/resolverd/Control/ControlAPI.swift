@@ -61,15 +61,18 @@ struct ControlAPI: Sendable {
     /// One site's load report (`PUT /v1/sites/:site/load`), whichever way it came: queued, or
     /// refused (counted and logged) with the reason. `body` is nil when it was over the limit.
     /// Synchronous, so that `ReportFastPath` answers it on the connection's event loop.
-    func acceptLoad(site: String, authorization: String?, body: [UInt8]?, method: String, path: String) -> Refusal? {
+    func acceptLoad(site: String, authorization: String?, body: [UInt8]?, method: String,
+                    path: @autoclosure () -> String) -> Refusal? {
         acceptLoad(site: site, principal: tokens.current.authenticate(authorization: authorization), body: body,
-                   method: method, path: path)
+                   method: method, path: path())
     }
 
     /// `acceptLoad` for a request whose token was already looked up (nil: missing or unknown).
-    func acceptLoad(site: String, principal: Principal?, body: [UInt8]?, method: String, path: String) -> Refusal? {
+    /// `path` (for the log) is made only for a refusal.
+    func acceptLoad(site: String, principal: Principal?, body: [UInt8]?, method: String,
+                    path: @autoclosure () -> String) -> Refusal? {
         func refuse(_ status: HTTPResponse.Status, _ reason: String) -> Refusal {
-            rejected(status, reason, method: method, path: path)
+            rejected(status, reason, method: method, path: path())
             return Refusal(status: status, reason: reason)
         }
         guard let principal else {

@@ -110,13 +110,10 @@ final class ReportFastPath: ChannelInboundHandler {
 
     /// Judges and answers one report; true when the connection is being closed.
     private func answer(_ context: ChannelHandlerContext, _ request: ReportRequest, _ bytes: ByteBuffer) -> Bool {
-        let (site, principal, body, path) = bytes.withUnsafeReadableBytes { raw -> (String, Principal?, [UInt8], String) in
-            let site = String(decoding: raw[request.site], as: UTF8.self)
-            let principal = authenticate(raw, request.authorization)
-            let path = "/v1/sites/\(site)/load"
-            return (site, principal, Array(raw[request.body]), path)
+        let (site, principal, body) = bytes.withUnsafeReadableBytes { raw -> (String, Principal?, [UInt8]) in
+            (String(decoding: raw[request.site], as: UTF8.self), authenticate(raw, request.authorization), Array(raw[request.body]))
         }
-        let refusal = api.acceptLoad(site: site, principal: principal, body: body, method: "PUT", path: path)
+        let refusal = api.acceptLoad(site: site, principal: principal, body: body, method: "PUT", path: "/v1/sites/\(site)/load")
         var out = context.channel.allocator.buffer(capacity: refusal == nil ? 96 : 256)
         if let refusal {
             let json = ControlAPI.encode(["error": refusal.reason])

@@ -108,7 +108,7 @@ struct ReportRequest: Equatable {
                 authorization = value
             case .connection:
                 // A list of options (RFC 9110 §7.6.1); "close" among them ends the connection.
-                close = close || containsToken(bytes, value, "close")
+                close = close || containsToken(bytes, value, closeToken)
             case .unsupported:
                 return .other
             case .ignored:
@@ -151,8 +151,9 @@ struct ReportRequest: Equatable {
     }
 
     /// Whether the comma-separated list `range` has the element `token`, in any case.
-    private static func containsToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ token: String) -> Bool {
-        let wanted = Array(token.utf8)
+    private static let closeToken = Array("close".utf8)
+
+    private static func containsToken(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ wanted: [UInt8]) -> Bool {
         var start = range.lowerBound
         while start <= range.upperBound {
             var end = start
