@@ -284,6 +284,27 @@ import Testing
         memo.drainRenewals(in: 0..<memo.slotCount) { _ in Issue.record("renewals are handed over once") }
     }
 
+    /// A client's set is the client's alone, whatever the service (so `prefetch` can fetch it
+    /// before the name is looked up): its decisions for `ways` services share one set of a
+    /// large memo, and one more service evicts one of them.
+    @Test func aClientsDecisionsForEveryServiceShareItsSet() throws {
+        var memo = DecisionMemo(capacity: 1 << 12)
+        let client = Client(address: IPAddress("198.51.100.0")!, prefixLength: 24)
+        memo.prefetch(client: client)   // before anything is remembered: nothing to fetch, no fault
+        for service in 0..<DecisionMemo.ways {
+            #expect(memo.remember(epoch: 1, service: service, client: client, site: service, ttl: 20, scope: 24,
+                                  sticky: false, now: 100 + Double(service) / 100) == nil)
+        }
+        memo.prefetch(client: client)
+        for service in 0..<DecisionMemo.ways {
+            #expect(memo.find(epoch: 1, service: service, client: client, now: 100.5)?.slot.site == Int32(service))
+        }
+        _ = memo.remember(epoch: 1, service: 9, client: client, site: 9, ttl: 20, scope: 24, sticky: false, now: 100.5)
+        let kept = (0..<DecisionMemo.ways).filter { memo.find(epoch: 1, service: $0, client: client, now: 100.5) != nil }
+        #expect(kept.count == DecisionMemo.ways - 1, "the fifth service's decision took one of the client's slots")
+        #expect(memo.find(epoch: 1, service: 9, client: client, now: 100.5)?.slot.site == 9)
+    }
+
     /// A decision the fast path makes but cannot answer from one site's template (two
     /// addresses, the all-down answer) is rendered by the general path: the same bytes as a
     /// general-path decision, and one decision, not two.

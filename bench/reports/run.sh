@@ -23,6 +23,7 @@
 #   OUTSTANDING=200 SERVER_CPU=0 CLIENT_CPU=1 MAX_LOSS_PCT=10 GEN_ARGS="..." (CASE=scale)
 #   TOKEN=example-admin-token (CASE=small; admin in tokens.yaml, stored there as its sha256)
 #   QUERIES=FILE (a loadgen query file instead of the generated service-name mix)
+#   HTTP_NICE=N COALESCE_MS=N (http.nice / http.coalesce-ms; unset: the defaults)
 #   KEEP_TMP=1 OUT_DIR=bench/reports/out
 #   LOCK_FILE=/tmp/resolverd-bench-compare.lock LOCK_WAIT=1800   (one benchmark at a time, as bench/compare.sh)
 # Exit status: 0 when the loss is below MAX_LOSS_PCT and every report was accepted, 1 otherwise.
@@ -50,6 +51,8 @@ MAX_LOSS_PCT=${MAX_LOSS_PCT:-10}
 OUT_DIR=${OUT_DIR:-$ROOT/bench/reports/out}
 GEN_ARGS=${GEN_ARGS:-}
 MIX=${MIX:-warm}
+HTTP_NICE=${HTTP_NICE:-}      # http.nice for the run (empty: the configuration's default)
+COALESCE_MS=${COALESCE_MS:-}  # http.coalesce-ms for the run (empty: the default)
 [[ $MIX == warm || $MIX == hot ]] || { echo "MIX must be warm or hot" >&2; exit 1; }
 MIXSUFFIX=""; [[ $MIX == hot ]] && MIXSUFFIX=-hot
 WARMUP=${WARMUP:-$([[ $CASE == scale && $MIX == warm ]] && echo 30 || echo 8)}
@@ -106,6 +109,9 @@ fi
 # One UDP worker for the one core the server is pinned to, as bench/compare.sh does (unset,
 # resolverd starts one per core it counts, and two workers would share core SERVER_CPU).
 grep -q 'udp-threads' "$CONFIG" || sed -i '/^dns:/a\  udp-threads: 1' "$CONFIG"
+# The API thread's settings, when given (otherwise the defaults of resolverd.yaml / SPEC).
+[[ -n $HTTP_NICE ]] && sed -i "/^http:/a\\  nice: $HTTP_NICE" "$CONFIG"
+[[ -n $COALESCE_MS ]] && sed -i "/^http:/a\\  coalesce-ms: $COALESCE_MS" "$CONFIG"
 NSITES=$(wc -l < "$TMP/sites.txt")
 (( NSITES > 0 )) || die "no site IDs found in the configuration"
 [[ -r $QFILE ]] || die "query file $QFILE not readable"

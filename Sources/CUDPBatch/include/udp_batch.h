@@ -43,4 +43,8 @@ int udp_batch_nice_thread(int nice);
    the online CPUs when that cannot be read. */
 int udp_batch_usable_cpus(void);
 
+/* Asks the CPU to bring the cache line at `address` in for reading, without waiting: a hint
+   (no fault, no effect on what the program computes), inlined into the Swift that calls it. */
+static inline void udp_batch_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
 #endif

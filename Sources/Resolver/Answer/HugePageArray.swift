@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CUDPBatch
 
 /// A fixed-size array of plain values whose storage, when it is 2 MiB or more, is asked of
 /// the kernel in transparent huge pages (madvise(2) MADV_HUGEPAGE, which works where THP is
@@ -51,6 +52,14 @@ struct HugePageArray<Element: BitwiseCopyable> {
     var count: Int { storage?.count ?? 0 }
     var isEmpty: Bool { count == 0 }
     var indices: Range<Int> { 0..<count }
+
+    /// Starts bringing element `index` into the cache (a hint; nothing if out of range), so a
+    /// read soon after does not wait for memory.
+    @inline(__always)
+    func prefetch(_ index: Int) {
+        guard let storage, index >= 0, index < storage.count else { return }
+        udp_batch_prefetch(storage.base + index)
+    }
 
     subscript(index: Int) -> Element {
         unsafeAddress {

@@ -76,6 +76,9 @@ extension Responder {
             edns = true
         }
 
+        // A query with ECS is most likely for a service name, from one of many clients:
+        // its remembered decision is fetched while the name is looked up.
+        if let subnet { memo.prefetch(client: Self.client(subnet: subnet, source: context.source).client) }
         let name = UnsafeRawBufferPointer(rebasing: packet[Header.length..<nameEnd])
         let kind: AnswerTable.Kind
         var cached = false
