@@ -98,15 +98,18 @@ public enum Affinity {
                               demand: Double = 0) -> Outcome {
         var storage = DecisionStorage()
         return decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
-                      shares: { newBindingShare }, epsilon: epsilon, demand: demand, storage: &storage)
+                      shares: { _, _ in newBindingShare }, epsilon: epsilon, demand: demand, storage: &storage)
     }
 
     /// As above, with the shares read only when the client is placed anew (`AffinityTable`
     /// reads them under its lock), and the decision made in `storage` (`DecisionStorage`).
+    /// `shares` is given the service and the snapshot back, so that it need not capture them:
+    /// a closure that does holds a copy of each, a retain and a release of every one of their
+    /// fields for every decision, though it is called only for a placement.
     /// `moved`: the load directed to each of the service's sites since the snapshot was
     /// published (`Selector.select`).
     static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
-                       existing: Binding?, shares: () -> [Int: Double], epsilon: Double = 0.25,
+                       existing: Binding?, shares: (Service, SteeringSnapshot) -> [Int: Double], epsilon: Double = 0.25,
                        demand: Double = 0, moved: [Double]? = nil, storage: inout DecisionStorage) -> Outcome {
         var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now, moved: moved,
                                        storage: &storage)
@@ -182,7 +185,7 @@ public enum Affinity {
                 pool = loaded.filter { $0.score <= limit }
             }
         }
-        let newBindingShare = pool.count > 1 ? shares() : [:]
+        let newBindingShare = pool.count > 1 ? shares(service, snapshot) : [:]
         if !newBindingShare.isEmpty && pool.count > 1 {
             let fair = 1.0 / Double(pool.count)
             let unloaded = pool.filter { (newBindingShare[$0.site] ?? 0) <= (1 + epsilon) * fair }

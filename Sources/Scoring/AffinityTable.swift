@@ -157,7 +157,9 @@ public final class AffinityTable: Sendable {
         }
 
         func binding(for key: Key) -> Binding? {
-            slot(for: key).flatMap { bindings[$0] }.map(binding(of:))
+            // Not `.map(binding(of:))`: the method as a value holds a copy of the whole state.
+            guard let slot = slot(for: key), let stored = bindings[slot] else { return nil }
+            return binding(of: stored)
         }
 
         func binding(of stored: Stored) -> Binding {
@@ -252,7 +254,7 @@ public final class AffinityTable: Sendable {
         // caller's: a copy with it added (as this did) is a retain and a release of each of
         // the snapshot's fields, for every decision.
         var outcome = Affinity.decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
-                                      shares: { self.state.withLock { Self.shares($0, of: service, in: snapshot) } },
+                                      shares: { service, snapshot in self.state.withLock { Self.shares($0, of: service, in: snapshot) } },
                                       demand: queryRate * perClientQuery * weight, moved: movedRates, storage: &storage)
         // A table that has just started places its clients blind: it knows neither how much
         // load they bring nor, without a report since, where they went. Answers of its first
