@@ -457,33 +457,48 @@ RETRIED=()
 loadgen_run() {             # $1 phase, $2 server, $3 mix, $4 round, $5... loadgen mode options
     local phase=$1 srv=$2 mix=$3 round=$4; shift 4
     local raw=$OUT_DIR/raw/$phase-$srv-$mix-$round.txt qf=$TMP/q-$mix.txt t0 t1 s0 s1 b0 b1 c0 c1 d0 d1 r0 r1 rc problems lost_opt try
+    local lost_tried=0 busy_tried=0 steal_tried=0 st0 st1 steal
     [[ $phase == max || $phase == ceiling ]] && lost_opt=$MAX_LOST_PCT || lost_opt=100
-    for try in 1 2; do
+    for ((try = 1; ; try++)); do
         rc=0
         wait_quiet
+        st0=$(steal_ticks "$SERVER_CPU" "$CLIENT_CPU")
         t0=$(cpu_ticks "$SERVER_PID"); u0=$(cpu_ticks "$SERVER_PID" user); b0=$(busy_ticks); c0=$(core_ticks "$SERVER_CPU"); d0=$(core_ticks "$CLIENT_CPU"); r0=$(rcvbuf_drops); s0=$(date +%s.%N)
         timeout --kill-after=5 $((DURATION + 30)) "${PIN_CLIENT[@]}" "$LOADGEN" -s 127.0.0.1 -p "${PORT[$srv]}" \
             -f "$qf" -d "$DURATION" -n "$SOCKETS" -b "$BATCH" -a "$([[ $srv == echo ]] && echo NOERROR || allowed_of "$mix")" \
             -l "$lost_opt" -L "$phase/$srv/$mix/$round" "$@" >"$raw" 2>&1 || rc=$?
         t1=$(cpu_ticks "$SERVER_PID"); u1=$(cpu_ticks "$SERVER_PID" user); b1=$(busy_ticks); c1=$(core_ticks "$SERVER_CPU"); d1=$(core_ticks "$CLIENT_CPU"); r1=$(rcvbuf_drops); s1=$(date +%s.%N)
+        st1=$(steal_ticks "$SERVER_CPU" "$CLIENT_CPU"); steal=$(steal_pct "$st0" "$st1")
         alive "$SERVER_PID" || die "$srv died during the $phase run of $mix (see ${raw#"$ROOT"/})"
         grep -q '^loadgen-result ' "$raw" || { tail -5 "$raw" >&2; die "loadgen failed against $srv ($mix, rc $rc) — see ${raw#"$ROOT"/}"; }
         # A run that failed only by losing too much is repeated once: on a shared machine a
         # stall of another process can cost one batch of in-flight queries. Anything else fails.
-        if (( rc != 0 && try == 1 )) && ! grep '^loadgen: FAIL' "$raw" | grep -qv 'FAIL: lost'; then
+        if (( rc != 0 && !lost_tried )) && ! grep '^loadgen: FAIL' "$raw" | grep -qv 'FAIL: lost'; then
             log "  $phase run of $srv on $mix lost $(kv lost_pct "$raw")% (> $MAX_LOST_PCT%): repeating it once"
             cp "$raw" "${raw%.txt}-failed.txt"
-            RETRIED+=("$phase $srv $mix round $round: lost $(kv lost_pct "$raw")% on the first try")
+            RETRIED+=("$phase $srv $mix round $round: lost $(kv lost_pct "$raw")% on try $try")
+            lost_tried=1
+            continue
+        fi
+        # A run with more than MAX_STEAL_PCT % steal on either core measured the host (bench/lib.sh):
+        # repeated after STEAL_WAIT s, up to STEAL_RETRIES times.
+        if (( rc == 0 && steal > MAX_STEAL_PCT && steal_tried < STEAL_RETRIES )); then
+            log "  $phase run of $srv on $mix: the hypervisor took ${steal}% of a core (steal > ${MAX_STEAL_PCT}%): repeating it in ${STEAL_WAIT}s"
+            cp "$raw" "${raw%.txt}-steal-$try.txt"
+            RETRIED+=("$phase $srv $mix round $round: ${steal}% steal on try $try")
+            steal_tried=$((steal_tried + 1))
+            sleep "$STEAL_WAIT"
             continue
         fi
         # With QUIET_WAIT, a run disturbed by other processes is repeated once as well.
         local busy
         busy=$(awk -v a="$b0" -v b="$b1" -v hz="$CLK_TCK" -v c="$t1" -v c0="$t0" \
             -v l="$(kv cpu_s "$raw")" -v t0="$s0" -v t1="$s1" 'BEGIN { o = (b - a - (c - c0)) / hz - l; printf "%.0f", 100 * o / (t1 - t0) }')
-        if (( rc == 0 && try == 1 && QUIET_WAIT > 0 && busy > BUSY_PCT )); then
+        if (( rc == 0 && !busy_tried && QUIET_WAIT > 0 && busy > BUSY_PCT )); then
             log "  $phase run of $srv on $mix: other processes used ${busy}% of a core meanwhile: repeating it once"
             cp "$raw" "${raw%.txt}-busy.txt"
-            RETRIED+=("$phase $srv $mix round $round: other processes used ${busy}% of a core on the first try")
+            RETRIED+=("$phase $srv $mix round $round: other processes used ${busy}% of a core on try $try")
+            busy_tried=1
             continue
         fi
         break
@@ -502,16 +517,19 @@ loadgen_run() {             # $1 phase, $2 server, $3 mix, $4 round, $5... loadg
     # CPU (user + system, every core) used meanwhile by anything but the server and loadgen.
     other=$(awk -v a="$b0" -v b="$b1" -v hz="$CLK_TCK" -v c="$cpu_s" -v l="$(kv cpu_s "$raw")" -v t0="$s0" -v t1="$s1" \
         'BEGIN { o = (b - a) / hz - c - l; if (o < 0) o = 0; printf "%.0f", 100 * o / (t1 - t0) }')
-    printf '%s %s %s %s qps=%s offered=%s mean=%s p99=%s lost_pct=%s srv_cpu=%s lg_cpu=%s cpu_us=%s user_us=%s other=%s score=%s clcore=%s drops=%s\n' \
+    printf '%s %s %s %s qps=%s offered=%s mean=%s p99=%s lost_pct=%s srv_cpu=%s lg_cpu=%s cpu_us=%s user_us=%s other=%s score=%s clcore=%s drops=%s steal=%s\n' \
         "$phase" "$srv" "$mix" "$round" "$(kv qps "$raw")" "$(kv offered_qps "$raw")" "$(kv mean_us "$raw")" \
         "$(kv p99_us "$raw")" "$(kv lost_pct "$raw")" "$srv_pct" "$(kv cpu_pct "$raw")" "$cpu_us" "$user_us" "$other" \
-        "$(core_pct "$c0" "$c1")" "$(core_pct "$d0" "$d1")" "$(( ${r1:-0} - ${r0:-0} ))" >> "$RESULTS"
+        "$(core_pct "$c0" "$c1")" "$(core_pct "$d0" "$d1")" "$(( ${r1:-0} - ${r0:-0} ))" "$steal" >> "$RESULTS"
     LAST_LINE=$(tail -1 "$RESULTS")
 }
 
-vals() {                    # $1 phase, $2 server, $3 mix, $4 key -> values, one a line
-    awk -v p="$1" -v s="$2" -v m="$3" -v k="$4" '$1 == p && $2 == s && $3 == m {
-        for (i = 5; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == k) print substr($i, n + 1) } }' "$RESULTS"
+vals() {                    # $1 phase, $2 server, $3 mix, $4 key -> values, one a line; the runs with
+    # steal above MAX_STEAL_PCT (kept after STEAL_RETRIES repeats) are left out unless all had it.
+    awk -v p="$1" -v s="$2" -v m="$3" -v k="$4" -v max="$MAX_STEAL_PCT" '
+        function get(key,   i, n) { for (i = 5; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == key) return substr($i, n + 1) }; return "" }
+        $1 == p && $2 == s && $3 == m { v[++n] = get(k); st[n] = get("steal") + 0; if (st[n] <= max) clean++ }
+        END { for (i = 1; i <= n; i++) if (!clean || st[i] <= max) print v[i] }' "$RESULTS"
 }
 median() {                  # same arguments as vals
     vals "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -566,7 +584,11 @@ label() { case $1 in resolverd) echo resolverd ;; nsd) echo "NSD $NSD_VERSION" ;
 fmt0() { [[ -n $1 ]] && awk -v v="$1" 'BEGIN { printf "%.0f", v }' || echo "–"; }
 fmt2() { [[ -n $1 ]] && awk -v v="$1" 'BEGIN { printf "%.2f", v }' || echo "–"; }
 ratio() { [[ -n $1 && -n $2 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }' || echo "–"; }
-per_run() { vals "$@" | awk '{ printf "%s%.0f", sep, $1; sep = ", " }'; }
+per_run() {                 # every run's value, the ones with steal above MAX_STEAL_PCT marked (and left out of medians)
+    awk -v p="$1" -v s="$2" -v m="$3" -v k="$4" -v max="$MAX_STEAL_PCT" '
+        function get(key,   i, n) { for (i = 5; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == key) return substr($i, n + 1) }; return "" }
+        $1 == p && $2 == s && $3 == m { printf "%s%.0f%s", sep, get(k), (get("steal") + 0 > max ? " (steal " get("steal") "%)" : ""); sep = ", " }' "$RESULTS"
+}
 # A fixed-rate cell, with a warning when the server did not keep up (lost > MAX_LOST_PCT)
 # or loadgen could not offer the rate (offered < 98 % of it).
 rate_note() {               # $1 phase, $2 server, $3 mix, $4 rate
@@ -586,32 +608,34 @@ LG_BUSY=0
     echo
     echo "### Maximum rate (closed loop, $OUTSTANDING queries in flight)"
     echo
-    echo "| mix | server | queries/s | mean latency (µs) | p99 latency (µs) | server CPU | server core busy | loadgen core busy | other load | queries/s per round |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    echo "| mix | server | queries/s | mean latency (µs) | p99 latency (µs) | server CPU | server core busy | loadgen core busy | other load | steal | queries/s per round |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     for mix in static svc svc-ecs; do
         for srv in "${SERVERS[@]}"; do
             [[ " $(mixes_of "$srv") " == *" $mix "* ]] || continue
             lg=$(median max "$srv" "$mix" clcore)
             awk -v c="$lg" 'BEGIN { exit !(c >= 90) }' && LG_BUSY=1
-            printf '| %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s%% | %s |\n' "$mix" "$(label "$srv")" \
+            printf '| %s | %s | %s | %s | %s | %s%% | %s%% | %s%% | %s%% | %s%% | %s |\n' "$mix" "$(label "$srv")" \
                 "$(fmt0 "$(median max "$srv" "$mix" qps)")" "$(fmt0 "$(median max "$srv" "$mix" mean)")" \
                 "$(fmt0 "$(median max "$srv" "$mix" p99)")" "$(fmt0 "$(median max "$srv" "$mix" srv_cpu)")" \
                 "$(fmt0 "$(median max "$srv" "$mix" score)")" \
-                "$(fmt0 "$lg")" "$(fmt0 "$(median max "$srv" "$mix" other)")" "$(per_run max "$srv" "$mix" qps)"
+                "$(fmt0 "$lg")" "$(fmt0 "$(median max "$srv" "$mix" other)")" "$(fmt0 "$(median max "$srv" "$mix" steal)")" \
+                "$(per_run max "$srv" "$mix" qps)"
         done
     done
     echo
     echo "### Fixed offered rate (open loop)"
     echo
-    echo "| mix | server | CPU µs per answer @ $RATE/s | of which user space | server CPU @ $RATE/s | p99 (µs) @ $RATE/s | lost @ $RATE/s | offered rate = ½ resolverd max | p99 (µs) @ ½ | mean (µs) @ ½ | lost @ ½ |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| mix | server | CPU µs per answer @ $RATE/s | of which user space | server CPU @ $RATE/s | steal @ $RATE/s | p99 (µs) @ $RATE/s | lost @ $RATE/s | offered rate = ½ resolverd max | p99 (µs) @ ½ | mean (µs) @ ½ | lost @ ½ |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for mix in static svc svc-ecs; do
         for srv in "${SERVERS[@]}"; do
             [[ " $(mixes_of "$srv") " == *" $mix "* ]] || continue
-            printf '| %s | %s | %s%s | %s | %s%% | %s | %s%% | %s/s | %s%s | %s | %s%% |\n' "$mix" "$(label "$srv")" \
+            printf '| %s | %s | %s%s | %s | %s%% | %s%% | %s | %s%% | %s/s | %s%s | %s | %s%% |\n' "$mix" "$(label "$srv")" \
                 "$(fmt2 "$(median rate "$srv" "$mix" cpu_us)")" "$(rate_note rate "$srv" "$mix" "$RATE")" \
                 "$(fmt2 "$(median rate "$srv" "$mix" user_us)")" \
-                "$(fmt0 "$(median rate "$srv" "$mix" srv_cpu)")" "$(fmt0 "$(median rate "$srv" "$mix" p99)")" \
+                "$(fmt0 "$(median rate "$srv" "$mix" srv_cpu)")" "$(fmt0 "$(median rate "$srv" "$mix" steal)")" \
+                "$(fmt0 "$(median rate "$srv" "$mix" p99)")" \
                 "$(fmt2 "$(median rate "$srv" "$mix" lost_pct)")" \
                 "${HALF[$mix]}" "$(fmt0 "$(median half "$srv" "$mix" p99)")" "$(rate_note half "$srv" "$mix" "${HALF[$mix]}")" \
                 "$(fmt0 "$(median half "$srv" "$mix" mean)")" "$(fmt2 "$(median half "$srv" "$mix" lost_pct)")"
@@ -639,6 +663,14 @@ LG_BUSY=0
     (( LG_BUSY )) && { echo "Note: loadgen's core was ≥ 90% busy in some max-rate runs — there the load generator, not the server, may have set the ceiling; those figures are lower bounds."; echo; }
     worst=$(awk '{ for (i = 5; i <= NF; i++) if ($i ~ /^other=/) { v = substr($i, 7) + 0; if (v > m) { m = v; w = $1 " " $2 " " $3 " round " $4 } } } END { if (m > 10) printf "%d%% of a core (%s)", m, w }' "$RESULTS")
     [[ -n $worst ]] && { echo "**Note: other processes on the machine used CPU during the timed runs — up to $worst; see the *other load* column. Figures from such runs are depressed; rerun on a quiet machine.**"; echo; }
+    stolen=$(awk -v max="$MAX_STEAL_PCT" '{ for (i = 5; i <= NF; i++) if ($i ~ /^steal=/ && substr($i, 7) + 0 > max) { n++; w = w (w ? "; " : "") $1 " " $2 " " $3 " round " $4 " " substr($i, 7) "%" } }
+        END { if (n) printf "%d run(s): %s", n, w }' "$RESULTS")
+    if [[ -n $stolen ]]; then
+        echo "**Steal (the hypervisor running something else on the bench's cores) stayed above ${MAX_STEAL_PCT}% after $STEAL_RETRIES repeat(s) in $stolen. Those runs are left out of the medians unless every run of their row had it; such a row measures the host more than the server.**"
+    else
+        echo "Steal (the hypervisor running something else on the bench's cores): at most ${MAX_STEAL_PCT}% in every run kept."
+    fi
+    echo
     for n in "${RETRIED[@]}"; do echo "Repeated run: $n."; echo; done
     for n in "${GATE_NOTES[@]}"; do echo "Gate note: $n (the servers' own choice; every answer was still one of the three sites with ECS scope > 0)."; echo; done
     echo "resolverd binary: \`${RESOLVERD_BIN#"$ROOT"/}\`; raw loadgen output in bench/out/raw/."

@@ -24,6 +24,7 @@
 #   TOKEN=example-admin-token (CASE=small; admin in tokens.yaml, stored there as its sha256)
 #   QUERIES=FILE (a loadgen query file instead of the generated service-name mix)
 #   HTTP_NICE=N COALESCE_MS=N (http.nice / http.coalesce-ms; unset: the defaults)
+#   MAX_STEAL_PCT=5 STEAL_RETRIES=3 STEAL_WAIT=10 (a round with more hypervisor steal is repeated)
 #   KEEP_TMP=1 OUT_DIR=bench/reports/out
 #   LOCK_FILE=/tmp/resolverd-bench-compare.lock LOCK_WAIT=1800   (one benchmark at a time, as bench/compare.sh)
 # Exit status: 0 when the loss is below MAX_LOSS_PCT and every report was accepted, 1 otherwise.
@@ -155,7 +156,8 @@ run_load "$DNS_PORT" "$QFILE" "$WARMUP" "$OUT_DIR/raw/dns-warmup.txt"
 log "warm-up: $LOAD_QPS qps over ${WARMUP}s"
 
 # ---------------------------------------------------------------- rounds
-RESULTS=$TMP/results.txt; : > "$RESULTS"   # "kind round qps server_cpu loadgen_cpu http_thread_cpu udp_worker_cpu"
+RESULTS=$TMP/results.txt; : > "$RESULTS"   # "kind round qps server_cpu loadgen_cpu http_thread_cpu udp_worker_cpu steal"
+DISTURBED=$TMP/disturbed.txt; : > "$DISTURBED"   # the same, for tries repeated because of steal
 run_round() {               # $1 baseline|flood, $2 round
     local kind=$1 r=$2 t0 t1 s0 s1 cpu fpid="" frc=0 lgcpu
     if [[ $kind == flood ]]; then
@@ -166,12 +168,13 @@ run_round() {               # $1 baseline|flood, $2 round
         STARTED+=("$fpid")
         sleep 0.5
     fi
-    local h0 h1 u0 u1 http udp
-    t0=$(cpu_ticks "$SERVER_PID"); s0=$(date +%s.%N)
+    local h0 h1 u0 u1 http udp st0 st1 steal
+    t0=$(cpu_ticks "$SERVER_PID"); s0=$(date +%s.%N); st0=$(steal_ticks "$SERVER_CPU" "$CLIENT_CPU")
     h0=$(thread_ticks "${HTTP_THREADS[@]}"); u0=$(thread_ticks "${UDP_THREADS[@]}")
     run_load "$DNS_PORT" "$QFILE" "$DURATION" "$OUT_DIR/raw/dns-$kind-$r.txt"
-    t1=$(cpu_ticks "$SERVER_PID"); s1=$(date +%s.%N)
+    t1=$(cpu_ticks "$SERVER_PID"); s1=$(date +%s.%N); st1=$(steal_ticks "$SERVER_CPU" "$CLIENT_CPU")
     h1=$(thread_ticks "${HTTP_THREADS[@]}"); u1=$(thread_ticks "${UDP_THREADS[@]}")
+    steal=$(steal_pct "$st0" "$st1")
     if [[ -n $fpid ]]; then
         wait "$fpid" || frc=$?
         local keep=() s
@@ -186,35 +189,56 @@ run_round() {               # $1 baseline|flood, $2 round
     (( ${#HTTP_THREADS[@]} > 0 )) || http="?"
     (( ${#UDP_THREADS[@]} > 0 )) || udp="?"
     lgcpu=$(kvof "$LOAD_LINE" cpu_pct)
-    echo "$kind $r $LOAD_QPS $cpu ${lgcpu:-?} $http $udp" >> "$RESULTS"
+    echo "$kind $r $LOAD_QPS $cpu ${lgcpu:-?} $http $udp $steal" >> "$RESULTS"
     local extra=""
     [[ -n $fpid ]] && extra="  reports: $(tail -1 "$OUT_DIR/raw/flood-$r.txt")"
-    log "$(printf 'round %d/%d %-8s: %8s qps (server core %s%%: HTTP thread %s%%, UDP worker %s%%; loadgen core %s%%, lost %s)%s' \
-        "$r" "$ROUNDS" "$kind" "$LOAD_QPS" "$cpu" "$http" "$udp" "${lgcpu:-?}" "${LOAD_LOST:-?}" "$extra")"
+    log "$(printf 'round %d/%d %-8s: %8s qps (server core %s%%: HTTP thread %s%%, UDP worker %s%%; loadgen core %s%%, lost %s; steal %s%%)%s' \
+        "$r" "$ROUNDS" "$kind" "$LOAD_QPS" "$cpu" "$http" "$udp" "${lgcpu:-?}" "${LOAD_LOST:-?}" "$steal" "$extra")"
 }
 log "$ROUNDS round(s): ${DURATION}s loadgen alone, then ${DURATION}s with $RATE reports/s $HOW ($CONNS connections × $DEPTH in flight); load tools on core $CLIENT_CPU"
+# A round (its baseline and its flood run) in which either run had more than MAX_STEAL_PCT %
+# steal on either core is repeated, after STEAL_WAIT s, up to STEAL_RETRIES times; the last
+# try is kept, and the loss is then taken over the rounds without such steal when there are any.
+round_steal() { awk -v r="$1" '$2 == r && $8 > m { m = $8 } END { print m + 0 }' "$RESULTS"; }
 for ((r = 1; r <= ROUNDS; r++)); do
-    run_round baseline "$r"
-    sleep 1
-    run_round flood "$r"
-    sleep 1
+    for ((try = 1; ; try++)); do
+        run_round baseline "$r"
+        sleep 1
+        run_round flood "$r"
+        sleep 1
+        steal=$(round_steal "$r")
+        (( steal <= MAX_STEAL_PCT || try > STEAL_RETRIES )) && break
+        log "round $r: the hypervisor took up to ${steal}% of a core (steal > ${MAX_STEAL_PCT}%): repeating it in ${STEAL_WAIT}s"
+        awk -v r="$r" '$2 == r' "$RESULTS" >> "$DISTURBED"
+        awk -v r="$r" '$2 != r' "$RESULTS" > "$RESULTS.new" && mv "$RESULTS.new" "$RESULTS"
+        sleep "$STEAL_WAIT"
+    done
 done
+STOLEN=$(awk -v m="$MAX_STEAL_PCT" '$8 > m { r[$2] = 1 } END { for (k in r) n++; print n + 0 }' "$RESULTS")
+REPEATS=$(awk '$1 == "flood" { n++ } END { print n + 0 }' "$DISTURBED")
+# The medians below read $USED: the rounds without steal if any, else every round.
+USED=$TMP/used.txt
+if (( STOLEN < ROUNDS )); then
+    awk -v m="$MAX_STEAL_PCT" 'NR == FNR { if ($8 > m) bad[$2] = 1; next } !($2 in bad)' "$RESULTS" "$RESULTS" > "$USED"
+else
+    cp "$RESULTS" "$USED"
+fi
 METRICS=$(curl -s --max-time 5 "http://127.0.0.1:$HTTP_PORT/metrics" 2>/dev/null | grep -E '^resolverd_http_rejected_total' | tr '\n' ' ' || true)
 RSS=$(proc_kb "$SERVER_PID" VmRSS)
 stop_pid "$SERVER_PID"
 
 # ---------------------------------------------------------------- verdict
 median() {                  # median of column $2 for kind $1
-    awk -v n="$1" -v c="$2" '$1 == n { print $c }' "$RESULTS" | sort -g |
+    awk -v n="$1" -v c="$2" '$1 == n { print $c }' "$USED" | sort -g |
         awk '{ v[NR] = $1 } END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; print m }'
 }
-per_run() { awk -v n="$1" '$1 == n { printf "%s%s", sep, $3; sep = ", " }' "$RESULTS"; }
+per_run() { awk -v n="$1" -v m="$MAX_STEAL_PCT" '$1 == n { printf "%s%s%s", sep, $3, ($8 > m ? " (steal " $8 "%)" : ""); sep = ", " }' "$RESULTS"; }
 BASE=$(median baseline 3) FLOOD=$(median flood 3)
 LOSS=$(awk -v a="$BASE" -v b="$FLOOD" 'BEGIN { printf "%.1f", 100 * (1 - b / a) }')
 # Each round's flood run against the baseline just before it: the machine's speed drifts
 # between rounds by more than the effect measured here, much less within one.
 PAIRED=$(awk '$1 == "baseline" { b[$2] = $3 } $1 == "flood" { f[$2] = $3 }
-    END { for (r in f) if (b[r] > 0) printf "%.1f\n", 100 * (1 - f[r] / b[r]) }' "$RESULTS" | sort -g | tr '\n' ' ')
+    END { for (r in f) if (b[r] > 0) printf "%.1f\n", 100 * (1 - f[r] / b[r]) }' "$USED" | sort -g | tr '\n' ' ')
 PAIRED_MEDIAN=$(tr ' ' '\n' <<<"$PAIRED" | grep . | awk '{ v[NR] = $1 } END { if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m }')
 HTTP_SHARE=$(median flood 6)
 # The HTTP thread's CPU per report: its share of the core over the reports a second.
@@ -251,6 +275,14 @@ LOSS_OK=$(awk -v l="$LOSS" -v m="$MAX_LOSS_PCT" 'BEGIN { print ((l < m) ? "yes" 
     echo "| with $RATE reports/s | $FLOOD | $(median flood 4)% | $HTTP_SHARE% | $(median flood 7)% | $(median flood 5)% | $(per_run flood) |"
     echo
     echo "**QPS loss: ${LOSS}%** (target < ${MAX_LOSS_PCT}%: $LOSS_OK); each round against its own baseline: $PAIRED(median ${PAIRED_MEDIAN}%)."
+    echo
+    if (( STOLEN == 0 )); then
+        echo "Steal (the hypervisor's, on either core): at most ${MAX_STEAL_PCT}% in every round kept$( (( REPEATS > 0 )) && echo "; $REPEATS round(s) were repeated for more")."
+    elif (( STOLEN < ROUNDS )); then
+        echo "**Steal above ${MAX_STEAL_PCT}% in $STOLEN of $ROUNDS rounds even after $STEAL_RETRIES repeat(s): the figures above are from the other $((ROUNDS - STOLEN)).**"
+    else
+        echo "**Steal above ${MAX_STEAL_PCT}% in every round even after $STEAL_RETRIES repeat(s): the host was busy, and these figures measure it more than resolverd. Rerun later.**"
+    fi
     echo
     echo "The HTTP API's thread took **${HTTP_US} µs of the core per report** (${HTTP_SHARE}% of it at $RATE reports/s)."
     echo
