@@ -85,12 +85,13 @@ struct ControlAPI: Sendable {
         case .site: return refuse(.forbidden, "this token may report only for its own site")
         case .measurement: return refuse(.forbidden, "measurement tokens may not report load")
         }
-        let steering = store.state.steering
-        guard let index = steering.siteIndex(site) else { return refuse(.notFound, "unknown site \"\(site)\"") }
+        // The state, not a copy of its snapshot (a retain and release of each of its fields).
+        let state = store.state
+        guard let index = state.steering.siteIndex(site) else { return refuse(.notFound, "unknown site \"\(site)\"") }
         guard let body else { return refuse(.badRequest, "body larger than 64 KiB") }
         do {
             let report = try LoadReport.parse(body)
-            writer.submit(load: report.siteLoad(at: SteeringClock.now(), configuredCapacity: steering.sites[index].capacity),
+            writer.submit(load: report.siteLoad(at: SteeringClock.now(), configuredCapacity: state.steering.sites[index].capacity),
                           site: site)
             return nil
         } catch {
