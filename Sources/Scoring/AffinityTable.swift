@@ -297,9 +297,13 @@ public final class AffinityTable: Sendable {
     /// decision) is not brought back.
     public func renew(_ renewals: [Renewal]) {
         state.withLock { state in
+            // The service's number is looked up again only when the name changes: a batch is
+            // mostly one service's, and equal names compare by their shared storage, unhashed.
+            var service: (name: String, number: UInt32?)? = nil
             for renewal in renewals {
-                let key = Key(service: renewal.service, prefix: Affinity.keyPrefix(for: renewal.client))
-                guard let slot = state.slot(for: key) else { continue }
+                if service?.name != renewal.service { service = (renewal.service, state.services.existing(renewal.service)) }
+                guard let number = service?.number else { continue }
+                let slot = Slot(prefix: Affinity.keyPrefix(for: renewal.client), service: number)
                 let found = state.bindings.modify(slot) { binding in
                     binding.lastSeen = max(binding.lastSeen, renewal.lastSeen)
                     binding.queries += renewal.queries
