@@ -531,10 +531,11 @@ loadgen_run() {             # $1 phase, $2 server, $3 mix, $4 round, $5... loadg
     LAST_LINE=$(tail -1 "$RESULTS")
 }
 
+# awk: the value of `key=` in a line of $RESULTS ("" when absent).
+AWK_GET='function get(key,   i, n) { for (i = 5; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == key) return substr($i, n + 1) }; return "" }'
 vals() {                    # $1 phase, $2 server, $3 mix, $4 key -> values, one a line; the runs with
     # steal above MAX_STEAL_PCT (kept after STEAL_RETRIES repeats) are left out unless all had it.
-    awk -v p="$1" -v s="$2" -v m="$3" -v k="$4" -v max="$(steal_limit "$1")" '
-        function get(key,   i, n) { for (i = 5; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == key) return substr($i, n + 1) }; return "" }
+    awk -v p="$1" -v s="$2" -v m="$3" -v k="$4" -v max="$(steal_limit "$1")" "$AWK_GET"'
         $1 == p && $2 == s && $3 == m { v[++n] = get(k); st[n] = get("steal") + 0; if (st[n] <= max) clean++ }
         END { for (i = 1; i <= n; i++) if (!clean || st[i] <= max) print v[i] }' "$RESULTS"
 }
@@ -592,8 +593,7 @@ fmt0() { [[ -n $1 ]] && awk -v v="$1" 'BEGIN { printf "%.0f", v }' || echo "–"
 fmt2() { [[ -n $1 ]] && awk -v v="$1" 'BEGIN { printf "%.2f", v }' || echo "–"; }
 ratio() { [[ -n $1 && -n $2 ]] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }' || echo "–"; }
 per_run() {                 # every run's value, the ones with steal above MAX_STEAL_PCT marked (and left out of medians)
-    awk -v p="$1" -v s="$2" -v m="$3" -v k="$4" -v max="$(steal_limit "$1")" '
-        function get(key,   i, n) { for (i = 5; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == key) return substr($i, n + 1) }; return "" }
+    awk -v p="$1" -v s="$2" -v m="$3" -v k="$4" -v max="$(steal_limit "$1")" "$AWK_GET"'
         $1 == p && $2 == s && $3 == m { printf "%s%.0f%s", sep, get(k), (get("steal") + 0 > max ? " (steal " get("steal") "%)" : ""); sep = ", " }' "$RESULTS"
 }
 # A fixed-rate cell, with a warning when the server did not keep up (lost > MAX_LOST_PCT)
