@@ -77,8 +77,10 @@ extension Responder {
         }
 
         // A query with ECS is most likely for a service name, from one of many clients:
-        // its remembered decision is fetched while the name is looked up.
-        if let subnet { memo.prefetch(client: Self.client(subnet: subnet, source: context.source).client) }
+        // its remembered decision is fetched while the name is looked up. The client is
+        // worked out once, here, for the service case below.
+        let ecsClient = subnet.map { Self.client(subnet: $0, source: context.source) }
+        if let ecsClient { memo.prefetch(client: ecsClient.client) }
         let name = UnsafeRawBufferPointer(rebasing: packet[Header.length..<nameEnd])
         let kind: AnswerTable.Kind
         var cached = false
@@ -104,7 +106,7 @@ extension Responder {
         case .fixed(let fixed):
             compiled = fixed
         case .service(let index):
-            let who = Self.client(subnet: subnet, source: context.source)
+            let who = ecsClient ?? Self.client(subnet: nil, source: context.source)
             now = context.now
             adoptMemo(state, now: now)
             let site: Int
