@@ -15,6 +15,7 @@ struct udp_batch {
     int capacity;
     int timeout_ms;             /* the SO_RCVTIMEO last set on the socket read; -1 none yet */
     int size;
+    size_t stride;              /* bytes from one datagram's buffer to the next: size + a line */
     int received;
     struct mmsghdr *in;
     struct mmsghdr *out;
@@ -31,6 +32,11 @@ udp_batch *udp_batch_create(int capacity, int size) {
     if (batch == NULL) { return NULL; }
     batch->capacity = capacity;
     batch->size = size;
+    /* Buffers a power of two apart would all start in the same sets of the L1 cache (4 KiB
+       apart: one set of 64 lines), so the first lines of 64 datagrams, where all of a DNS
+       message is, would evict each other in both the kernel's copies and ours. One line more
+       puts each start in the next set. */
+    batch->stride = (((size_t)size + 63) & ~(size_t)63) + 64;
     batch->timeout_ms = -1;
     batch->in = calloc((size_t)capacity, sizeof(struct mmsghdr));
     batch->out = calloc((size_t)capacity, sizeof(struct mmsghdr));
@@ -38,15 +44,15 @@ udp_batch *udp_batch_create(int capacity, int size) {
     batch->out_iov = calloc((size_t)capacity, sizeof(struct iovec));
     batch->peers = calloc((size_t)capacity, sizeof(struct sockaddr_storage));
     batch->reply_length = calloc((size_t)capacity, sizeof(int));
-    batch->in_buffers = malloc((size_t)capacity * (size_t)size);
-    batch->out_buffers = malloc((size_t)capacity * (size_t)size);
+    batch->in_buffers = malloc((size_t)capacity * batch->stride);
+    batch->out_buffers = malloc((size_t)capacity * batch->stride);
     if (!batch->in || !batch->out || !batch->in_iov || !batch->out_iov || !batch->peers
         || !batch->reply_length || !batch->in_buffers || !batch->out_buffers) {
         udp_batch_destroy(batch);
         return NULL;
     }
     for (int i = 0; i < capacity; i++) {
-        batch->in_iov[i].iov_base = batch->in_buffers + (size_t)i * (size_t)size;
+        batch->in_iov[i].iov_base = batch->in_buffers + (size_t)i * batch->stride;
         batch->in_iov[i].iov_len = (size_t)size;
         batch->in[i].msg_hdr.msg_iov = &batch->in_iov[i];
         batch->in[i].msg_hdr.msg_iovlen = 1;
@@ -123,7 +129,7 @@ const uint8_t *udp_batch_packet(const udp_batch *batch, int index, int *length) 
     // A datagram longer than the buffer arrives cut (MSG_TRUNC): report what we have; the
     // decoder then sees a malformed message, which is what it is to us.
     *length = (int)(batch->in[index].msg_len > (unsigned)batch->size ? (unsigned)batch->size : batch->in[index].msg_len);
-    return batch->in_buffers + (size_t)index * (size_t)batch->size;
+    return batch->in_buffers + (size_t)index * batch->stride;
 }
 
 const struct sockaddr *udp_batch_peer(const udp_batch *batch, int index) {
@@ -131,7 +137,7 @@ const struct sockaddr *udp_batch_peer(const udp_batch *batch, int index) {
 }
 
 uint8_t *udp_batch_reply_buffer(udp_batch *batch, int index) {
-    return batch->out_buffers + (size_t)index * (size_t)batch->size;
+    return batch->out_buffers + (size_t)index * batch->stride;
 }
 
 void udp_batch_set_reply(udp_batch *batch, int index, int length) {

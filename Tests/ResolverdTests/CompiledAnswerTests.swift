@@ -50,13 +50,24 @@ import Testing
         return Query(header: header, question: Question(name: try! DNSName(name), type: type), edns: edns).wire
     }
 
+    /// The response as a transport gets it: over UDP as a UDP worker does (the query
+    /// `prepare`d, the response written into the datagram's buffer), over TCP as a TCP
+    /// connection does (into the responder's writer). So every comparison here covers both.
     static func answer(_ responder: inout Responder, _ packet: [UInt8], transport: Transport, state: ServingState,
                        source: String = "198.51.100.7") -> [UInt8]? {
-        let answered = packet.withUnsafeBytes {
-            responder.respond(to: $0, context: RequestContext(transport: transport, source: IPAddress(source), now: 1_000_000),
-                              state: state)
+        let context = RequestContext(transport: transport, source: IPAddress(source), now: 1_000_000)
+        guard transport == .udp else {
+            let answered = packet.withUnsafeBytes { responder.respond(to: $0, context: context, state: state) }
+            return answered ? responder.response : nil
         }
-        return answered ? responder.response : nil
+        var reply = [UInt8](repeating: 0xEE, count: Int(UDPWorkers.bufferSize))
+        let length = packet.withUnsafeBytes { packet in
+            let prepared = responder.prepare(packet, source: context.source)
+            return reply.withUnsafeMutableBytes {
+                responder.respond(to: packet, prepared: prepared, context: context, state: state, into: $0)
+            }
+        }
+        return length.map { Array(reply[..<$0]) }
     }
 
     /// Mixed case: the response must echo the question as sent, and still match.
@@ -334,6 +345,28 @@ import Testing
             let records = first.map { Int($0[6]) << 8 | Int($0[7]) }
             #expect(records == (label == "two answers" ? 2 : 1), "\(label): \(records.map(String.init) ?? "no answer") records")
         }
+    }
+
+    /// The fast path writes the same bytes into a datagram's buffer (a UDP worker) as into
+    /// the responder's writer (TCP, and any caller without a buffer of its own).
+    @Test func theFastPathWritesTheSameIntoABufferAsIntoTheWriter() throws {
+        var batch = Responder()
+        var writing = Responder()
+        let queries = [
+            Self.packet("www.svc.example.", .a, edns: nil, flags: 0x0100, id: 1),
+            Self.packet("www.svc.example.", .aaaa, edns: EDNS(dnssecOK: true), flags: 0, id: 2),
+            Self.packet("api.svc.example.", .a, edns: Example.ecs("198.51.100.0/24"), flags: 0x0010, id: 3),
+            Self.packet("API.svc.example.", .aaaa, edns: Example.ecs("2001:db8:aa00::/56"), flags: 0, id: 4),
+            Self.packet("api.svc.example.", .a, edns: Example.ecs("198.51.100.0/24"), flags: 0, id: 5),
+        ]
+        for (index, query) in queries.enumerated() {
+            let context = RequestContext(transport: .udp, source: IPAddress("192.0.2.77"), now: 1_000_000)
+            let viaWriter = query.withUnsafeBytes { writing.respond(to: $0, context: context, state: state) }
+            let viaBuffer = Self.answer(&batch, query, transport: .udp, state: state, source: "192.0.2.77")
+            #expect(viaWriter && viaBuffer == writing.response, "query \(index)")
+        }
+        #expect(batch.compiledAnswers + batch.decidedAnswers == queries.count, "all answered by the fast path")
+        #expect(writing.compiledAnswers + writing.decidedAnswers == queries.count)
     }
 
     /// The fast path hands over what it must not answer itself.

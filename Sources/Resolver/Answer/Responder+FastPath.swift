@@ -1,86 +1,31 @@
 import Scoring
 
 extension Responder {
-    /// Answers the common query from the compiled answers (`AnswerTable`) without decoding
-    /// it into values: one question of class IN, an uncompressed name, and at most an OPT
-    /// record of version 0 whose only option of interest is ECS. Returns false, having
-    /// written nothing, for anything else (a miss, a cookie, NSID when configured, rate
-    /// limiting on, a malformed message, an answer that needs truncation or more than one
-    /// site's template), which the general path then answers. The one thing it may have done
-    /// by then is a service decision, left in `decided` for the general path to render.
+    /// Parses `packet` for the fast path (`FastQuery`) and starts fetching what answering it
+    /// will read first: the decision memo's set of an ECS client. A UDP worker prepares a
+    /// whole batch before answering any of it, so those fetches overlap each other rather
+    /// than each holding up its own query (a client's set is rarely cached: thousands of
+    /// datagrams pass through the kernel between two queries of one client).
+    func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?) -> FastQuery? {
+        let query = FastQuery.parse(packet, source: source)
+        if let client = query?.ecsClient { memo.prefetch(client: client) }
+        return query
+    }
+
+    /// Answers the common query (`FastQuery`) from the compiled answers (`AnswerTable`):
+    /// decides, counts, and returns what to write (`write`), or nil, having counted nothing,
+    /// for anything else (a miss, NSID when configured, an answer that needs truncation, that
+    /// does not fit in `capacity` bytes or needs more than one site's template), which the
+    /// general path then answers. The one thing it may have done by then is a service
+    /// decision, left in `decided` for the general path to render. Rate limiting is the
+    /// caller's to rule out (the general path does it).
     ///
     /// What it writes is what the general path writes for the same query: the tests compare
     /// the two byte for byte over every compiled name and the query shapes this accepts.
-    mutating func respondFast(_ packet: UnsafeRawBufferPointer, context: RequestContext, state: ServingState) -> Bool {
-        let count = packet.count
-        guard count >= Header.length + 5 else { return false }
-        @inline(__always) func u16(_ at: Int) -> Int { Int(packet[at]) << 8 | Int(packet[at + 1]) }
-        let flags = UInt16(u16(2))
-        // A query (QR=0) with OPCODE QUERY, one question and nothing but an optional OPT.
-        guard flags & 0xF800 == 0, u16(4) == 1, u16(6) == 0, u16(8) == 0 else { return false }
-        let additional = u16(10)
-        guard additional <= 1 else { return false }
-
-        // QNAME: labels only (a pointer in a question is legal but rare; the general path
-        // handles it), within RFC 1035's limits.
-        var offset = Header.length
-        while true {
-            guard offset < count else { return false }
-            let length = Int(packet[offset])
-            offset += 1
-            if length == 0 { break }
-            guard length <= DNSName.maxLabelLength else { return false }
-            offset += length
-        }
-        let nameEnd = offset
-        guard nameEnd - Header.length <= DNSName.maxWireLength, offset + 4 <= count else { return false }
-        let qtype = UInt16(u16(offset))
-        guard u16(offset + 2) == Int(RRClass.in.rawValue) else { return false }
-        let questionEnd = offset + 4
-
-        // OPT (RFC 6891 §6.1.2): owner root, version 0; options walked for ECS only.
-        var edns = false
-        var dnssecOK = false
-        var payload = 512
-        var subnet: ClientSubnet? = nil
-        if additional == 1 {
-            offset = questionEnd
-            guard offset + 11 <= count, packet[offset] == 0, u16(offset + 1) == Int(RRType.opt.rawValue),
-                  packet[offset + 6] == 0 else { return false }
-            payload = max(u16(offset + 3), 512)
-            dnssecOK = packet[offset + 7] & 0x80 != 0
-            var option = offset + 11
-            let end = option + u16(offset + 9)
-            guard end <= count else { return false }
-            while option < end {
-                guard end - option >= 4 else { return false }
-                let code = UInt16(u16(option))
-                let length = u16(option + 2)
-                option += 4
-                guard length <= end - option else { return false }
-                switch EDNSOptionCode(rawValue: code) {
-                case .clientSubnet:
-                    guard subnet == nil,
-                          let parsed = try? ClientSubnet(optionData: UnsafeRawBufferPointer(rebasing: packet[option..<(option + length)]))
-                    else { return false }
-                    subnet = parsed
-                case .cookie:
-                    return false
-                case .nsid:
-                    if state.nsid != nil { return false }
-                default:
-                    break
-                }
-                option += length
-            }
-            edns = true
-        }
-
-        // A query with ECS is most likely for a service name, from one of many clients:
-        // its remembered decision is fetched while the name is looked up. The client is
-        // worked out once, here, for the service case below.
-        let ecsClient = subnet.map { Self.client(subnet: $0, source: context.source) }
-        if let ecsClient { memo.prefetch(client: ecsClient.client) }
+    mutating func respondFast(_ packet: UnsafeRawBufferPointer, query: FastQuery, context: RequestContext,
+                              state: ServingState, capacity: Int) -> FastAnswer? {
+        if query.asksNSID, state.nsid != nil { return nil }
+        let (nameEnd, qtype) = (Int(query.nameEnd), query.qtype)
         let name = UnsafeRawBufferPointer(rebasing: packet[Header.length..<nameEnd])
         let kind: AnswerTable.Kind
         var cached = false
@@ -92,7 +37,7 @@ extension Responder {
         } else {
             // The general path answers; if its answer is static and whole, it is kept.
             uncached = (nameEnd, qtype)
-            return false
+            return nil
         }
         let compiled: AnswerTable.Compiled
         var ttl: UInt32 = 0
@@ -106,7 +51,9 @@ extension Responder {
         case .fixed(let fixed):
             compiled = fixed
         case .service(let index):
-            let who = ecsClient ?? Self.client(subnet: nil, source: context.source)
+            // The ECS client was worked out by `prepare` (which fetched its memo set).
+            let who = query.ecsClient.map { (client: $0, usedSubnet: query.ecsUsed) }
+                ?? Self.client(subnet: nil, source: context.source)
             now = context.now
             adoptMemo(state, now: now)
             let site: Int
@@ -121,10 +68,10 @@ extension Responder {
                 let made = state.decide(service: index, client: who.client, now: now, sequence: context.sequence,
                                         storage: &decisionStorage)
                 decided = (index, made)
-                guard made.decision.sites.count == 1, !made.decision.allDown else { return false }
+                guard made.decision.sites.count == 1, !made.decision.allDown else { return nil }
                 (site, ttl, decisionScope) = (made.decision.sites[0], made.decision.ttl, made.decision.scope)
             }
-            guard let templates = state.answers.services[index][site] else { return false }
+            guard let templates = state.answers.services[index][site] else { return nil }
             compiled = qtype == RRType.aaaa.rawValue ? templates.aaaa : templates.a
             // RFC 7871 §7.2.1 and §7.4: the decision's scope for an answer, 0 for NODATA or
             // when the ECS address was not what was used.
@@ -133,9 +80,9 @@ extension Responder {
         }
 
         // The whole response must fit, or the general path truncates it (RFC 2181 §9).
-        let optLength = edns ? 11 + (subnet.map { 4 + $0.encodedLength } ?? 0) : 0
-        let limit = context.transport == .tcp ? 65_535 : (edns ? min(payload, Self.maxUDPPayload) : 512)
-        guard questionEnd + Int(compiled.length) + optLength <= limit else { return false }
+        let length = Int(query.questionEnd) + Int(compiled.length) + query.optLength
+        let limit = context.transport == .tcp ? 65_535 : (query.edns ? min(Int(query.payload), Self.maxUDPPayload) : 512)
+        guard length <= min(limit, capacity) else { return nil }
 
         if case .service(let index) = kind {
             if hit != nil {
@@ -153,38 +100,74 @@ extension Responder {
         }
 
         rcode = compiled.rcode
-        writer.reset()
-        writer.writeBytes(UnsafeRawBufferPointer(rebasing: packet[0..<2]))
+        pending.query(transport: context.transport, rcode: rcode, ecs: query.hasSubnet, compiled: true)
+        if case .service = kind, hit == nil { decidedAnswers &+= 1 } else { compiledAnswers &+= 1 }
+        return FastAnswer(compiled: compiled, tails: cached ? cache.tails : state.answers.bytes, ttl: ttl, scope: scope,
+                          length: length)
+    }
+
+    /// A response the fast path has decided on, to be written by `write(_:query:packet:ttlOffsets:into:)`.
+    struct FastAnswer {
+        var compiled: AnswerTable.Compiled
+        /// Where `compiled` points: the compiled answers' bytes or the answer cache's.
+        var tails: [UInt8]
+        var ttl: UInt32
+        var scope: UInt8
+        /// Of the whole response.
+        var length: Int
+    }
+
+    /// Writes `answer` to `query` (`packet`) into `out` (at least `answer.length` bytes).
+    static func write(_ answer: FastAnswer, query: FastQuery, packet: UnsafeRawBufferPointer, ttlOffsets: [Int32],
+                      into out: UnsafeMutableRawBufferPointer) {
+        let compiled = answer.compiled
+        var at = 0
+        @inline(__always) func u16(_ value: UInt16) {
+            out[at] = UInt8(value >> 8)
+            out[at + 1] = UInt8(truncatingIfNeeded: value)
+            at += 2
+        }
+        @inline(__always) func copy(_ bytes: UnsafeRawBufferPointer) {
+            UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + bytes.count)]).copyMemory(from: bytes)
+            at += bytes.count
+        }
+        out[0] = packet[0]
+        out[1] = packet[1]
+        at = 2
         // QR, AA and RCODE from the answer; RD and CD copied (RFC 1035 §4.1.1, RFC 4035
         // §3.2.2); OPCODE QUERY; RA, Z, AD clear.
-        writer.writeUInt16(Header.qrBit | compiled.flags | (flags & (Header.rdBit | Header.cdBit)))
-        writer.writeUInt16(1)
-        writer.writeUInt16(compiled.answerCount)
-        writer.writeUInt16(compiled.authorityCount)
-        writer.writeUInt16(compiled.additionalCount + (edns ? 1 : 0))
+        u16(Header.qrBit | compiled.flags | (query.flags & (Header.rdBit | Header.cdBit)))
+        u16(1)
+        u16(compiled.answerCount)
+        u16(compiled.authorityCount)
+        u16(compiled.additionalCount + (query.edns ? 1 : 0))
         // The question as the client wrote it: the compiled names point into it.
-        writer.writeBytes(UnsafeRawBufferPointer(rebasing: packet[Header.length..<questionEnd]))
-        let tailStart = writer.count
-        (cached ? cache.tails : state.answers.bytes).withUnsafeBytes { bytes in
-            writer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[Int(compiled.start)..<Int(compiled.start + compiled.length)]))
-        }
+        copy(UnsafeRawBufferPointer(rebasing: packet[Header.length..<Int(query.questionEnd)]))
+        let tailStart = at
+        answer.tails.withUnsafeBytes { copy(UnsafeRawBufferPointer(rebasing: $0[Int(compiled.start)..<Int(compiled.start + compiled.length)])) }
         if compiled.ttlCount > 0 {
+            let ttl = answer.ttl.bigEndian
             for index in Int(compiled.ttlStart)..<Int(compiled.ttlStart + compiled.ttlCount) {
-                writer.patchUInt32(ttl, at: tailStart + Int(state.answers.ttlOffsets[index]))
+                out.storeBytes(of: ttl, toByteOffset: tailStart + Int(ttlOffsets[index]), as: UInt32.self)
             }
         }
-        if edns {
-            if var echoed = subnet {
-                echoed.scopePrefixLength = min(scope, echoed.sourcePrefixLength)
-                subnet = echoed
-            }
-            var options = ResponseOptions()
-            options.clientSubnet = subnet
-            writeOPT(dnssecOK: dnssecOK, extendedRCode: 0, options: options)
-        }
-        pending.query(transport: context.transport, rcode: rcode, ecs: subnet != nil, compiled: true)
-        if case .service = kind, hit == nil { decidedAnswers &+= 1 } else { compiledAnswers &+= 1 }
-        return true
+        guard query.edns else { return }
+        // The OPT record `writeOPT` writes for these options.
+        out[at] = 0
+        at += 1
+        u16(RRType.opt.rawValue)
+        u16(Self.advertisedUDPPayload)
+        u16(0)   // extended RCODE and version
+        u16(query.dnssecOK ? 0x8000 : 0)
+        guard query.hasSubnet else { return u16(0) }
+        let data = Int(query.subnetStart)..<(Int(query.subnetStart) + Int(query.subnetLength))
+        u16(UInt16(4 + data.count))
+        u16(EDNSOptionCode.clientSubnet.rawValue)
+        u16(UInt16(data.count))
+        copy(UnsafeRawBufferPointer(rebasing: packet[data]))
+        // SCOPE PREFIX-LENGTH (the option's fourth byte), at most the SOURCE (its third):
+        // RFC 7871 §7.2.1.
+        out[at - data.count + 3] = min(answer.scope, packet[data.lowerBound + 2])
     }
 
     /// Keeps the general path's answer to a query the fast path parsed but found in no table

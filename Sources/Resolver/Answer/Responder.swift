@@ -103,17 +103,50 @@ public struct Responder {
     /// or response rate limiting drops it.
     public mutating func respond(to packet: UnsafeRawBufferPointer, context: RequestContext,
                                  state: ServingState) -> Bool {
+        begin()
+        if usesCompiledAnswers, state.rateLimiter == nil, let query = prepare(packet, source: context.source),
+           let answer = respondFast(packet, query: query, context: context, state: state, capacity: .max) {
+            let ttlOffsets = state.answers.ttlOffsets
+            writer.replaceAll(count: answer.length) {
+                Self.write(answer, query: query, packet: packet, ttlOffsets: ttlOffsets, into: $0)
+            }
+            if !defersCounts { pending.flush(to: state) }
+            return true
+        }
+        return respondGeneral(packet, context: context, state: state)
+    }
+
+    /// As `respond(to:context:state:)`, with the response written into `reply`: its length,
+    /// or nil when nothing must be sent. `query` is the packet as `prepare` read it (nil: it
+    /// is not for the fast path). A UDP worker answers a batch this way, prepared first; the
+    /// fast path writes straight into the datagram's buffer.
+    mutating func respond(to packet: UnsafeRawBufferPointer, prepared query: FastQuery?, context: RequestContext,
+                          state: ServingState, into reply: UnsafeMutableRawBufferPointer) -> Int? {
+        begin()
+        if usesCompiledAnswers, state.rateLimiter == nil, let query,
+           let answer = respondFast(packet, query: query, context: context, state: state, capacity: reply.count) {
+            Self.write(answer, query: query, packet: packet, ttlOffsets: state.answers.ttlOffsets, into: reply)
+            if !defersCounts { pending.flush(to: state) }
+            return answer.length
+        }
+        guard respondGeneral(packet, context: context, state: state) else { return nil }
+        return copyResponse(to: reply)
+    }
+
+    /// Forgets what the last query left behind.
+    @inline(__always)
+    private mutating func begin() {
         rcode = .noError
         sawECS = false
         cookie = .absent
         limitName = nil
         early = nil
-        // Rate limiting needs the response class and name of every query: general path only.
         decided = nil
-        if usesCompiledAnswers, state.rateLimiter == nil, respondFast(packet, context: context, state: state) {
-            if !defersCounts { pending.flush(to: state) }
-            return true
-        }
+    }
+
+    /// The general path: decodes the query into values and answers it into `writer`.
+    private mutating func respondGeneral(_ packet: UnsafeRawBufferPointer, context: RequestContext,
+                                         state: ServingState) -> Bool {
         lastComplete = nil
         guard let kind = answer(packet, context: context, state: state) else {
             uncached = nil

@@ -100,6 +100,9 @@ final class UDPWorkers: Sendable {
             var responder = Responder()
             responder.defersCounts = true
             var sequence: UInt64 = 0
+            // A batch's datagrams as the first pass read them, for the second.
+            var prepared = [FastQuery?](repeating: nil, count: Int(UDPWorkers.batchSize))
+            var sources = [IPAddress?](repeating: nil, count: Int(UDPWorkers.batchSize))
             // The counts held since the last flush: the state they were counted for (nil when
             // none are held), when that flush was, and the datagrams answered and dropped.
             var counted: ServingState? = nil
@@ -127,18 +130,26 @@ final class UDPWorkers: Sendable {
                 let now = SteeringClock.now()
                 // Counts go to the state they were counted for: a reload may renumber sites.
                 if let previous = counted, previous !== state { flush() }
-                var answered = 0
-                for index in 0..<count {
+                // Two passes: every datagram read first (`prepare`, which starts fetching what
+                // answering it reads), then answered, into its reply buffer.
+                for index in 0..<Int(count) {
                     var length: Int32 = 0
-                    let packet = UnsafeRawBufferPointer(start: udp_batch_packet(batch, index, &length), count: Int(length))
+                    let packet = UnsafeRawBufferPointer(start: udp_batch_packet(batch, Int32(index), &length), count: Int(length))
+                    sources[index] = IPAddress(socketAddress: udp_batch_peer(batch, Int32(index)))
+                    prepared[index] = responder.prepare(packet, source: sources[index])
+                }
+                var answered = 0
+                for index in 0..<Int(count) {
+                    var length: Int32 = 0
+                    let packet = UnsafeRawBufferPointer(start: udp_batch_packet(batch, Int32(index), &length), count: Int(length))
                     sequence &+= 1
-                    let context = RequestContext(transport: .udp, source: IPAddress(socketAddress: udp_batch_peer(batch, index)),
-                                                 now: now, sequence: sequence)
-                    guard responder.respond(to: packet, context: context, state: state) else { continue }
+                    let context = RequestContext(transport: .udp, source: sources[index], now: now, sequence: sequence)
+                    let reply = UnsafeMutableRawBufferPointer(start: udp_batch_reply_buffer(batch, Int32(index)),
+                                                              count: Int(UDPWorkers.bufferSize))
+                    guard let written = responder.respond(to: packet, prepared: prepared[index], context: context, state: state,
+                                                          into: reply) else { continue }
                     answered += 1
-                    let reply = udp_batch_reply_buffer(batch, index)!
-                    let written = responder.copyResponse(to: UnsafeMutableRawBufferPointer(start: reply, count: Int(UDPWorkers.bufferSize)))
-                    udp_batch_set_reply(batch, index, Int32(written))
+                    udp_batch_set_reply(batch, Int32(index), Int32(written))
                 }
                 udp_batch_send(batch, fd)
                 // The batch's counts are added with those of the batches around it, at most

@@ -21,6 +21,14 @@ public struct WireWriter {
         labelOffsets.removeAll(keepingCapacity: true)
     }
 
+    /// Makes the message the `count` bytes `body` writes through a pointer (a response put
+    /// together from precompiled parts), with no compression targets.
+    public mutating func replaceAll(count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) {
+        reset()
+        bytes.append(contentsOf: repeatElement(0, count: count))
+        bytes.withUnsafeMutableBytes(body)
+    }
+
     /// Cuts the message back to `length` bytes, forgetting compression targets beyond it.
     public mutating func truncate(to length: Int) {
         bytes.removeSubrange(length...)
