@@ -369,6 +369,33 @@ import Testing
         #expect(writing.compiledAnswers + writing.decidedAnswers == queries.count)
     }
 
+    /// The name hash and comparison lower eight bytes at a time as `asciiLower` does one:
+    /// every byte value in every position, and names of every length around a word's.
+    @Test func namesAreLoweredAndComparedAWordAtATime() {
+        for position in 0..<8 {
+            for value in 0...255 {
+                let word = UInt64(0x41) << 56 | UInt64(value) << (8 * position)   // an 'A' beside it, unless replaced
+                var expected: UInt64 = 0
+                for index in 0..<8 { expected |= UInt64(asciiLower(UInt8(truncatingIfNeeded: word >> (8 * index)))) << (8 * index) }
+                #expect(AnswerTable.lowered(word) == expected, "byte \(value) at \(position)")
+            }
+        }
+        for length in 1...20 {
+            let lower = (0..<length).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+            let mixed = lower.enumerated().map { $0.offset % 2 == 0 ? $0.element - 0x20 : $0.element }
+            var other = lower
+            other[length - 1] ^= 0x01
+            lower.withUnsafeBytes { stored in
+                mixed.withUnsafeBytes { #expect(AnswerTable.matches($0, lowered: stored), "length \(length)") }
+                other.withUnsafeBytes { #expect(!AnswerTable.matches($0, lowered: stored), "length \(length), last byte differs") }
+                mixed.withUnsafeBytes { name in
+                    lower.withUnsafeBytes { #expect(AnswerTable.hash(name, type: 1) == AnswerTable.hash($0, type: 1)) }
+                    #expect(AnswerTable.hash(name, type: 1) != AnswerTable.hash(name, type: 28))
+                }
+            }
+        }
+    }
+
     /// The fast path hands over what it must not answer itself.
     @Test func queriesTheFastPathMustNotAnswer() throws {
         var responder = Responder()

@@ -39,8 +39,8 @@ struct AnswerCache {
         let slot = slots[index]
         guard slot.generation == generation, slot.type == type, Int(slot.nameLength) == name.count else { return nil }
         let base = index * Self.nameBytes
-        for offset in 0..<name.count where asciiLower(name[offset]) != names[base + offset] { return nil }
-        return slot.compiled
+        let matches = names.withUnsafeBytes { AnswerTable.matches(name, lowered: UnsafeRawBufferPointer(rebasing: $0[base...])) }
+        return matches ? slot.compiled : nil
     }
 
     mutating func store(generation: UInt64, name: UnsafeRawBufferPointer, type: UInt16, flags: UInt16,

@@ -56,8 +56,13 @@ public struct AnswerTable: Sendable {
     private var entries: [Entry] = []
     private var slots: [Int32] = []
     private var mask = 0
-    /// Per service index, per site index.
-    private(set) var services: [[Int: SiteTemplates]] = []
+    /// The site templates of every service, flat: service `s`'s are at
+    /// `templateStarts[s]..<templateStarts[s + 1]` of `templateSites` (their site indices,
+    /// ascending) and `templates`. Found by binary search (`templates(service:site:)`): no
+    /// hashing per answer, and O(log n) in the service's sites.
+    private var templateStarts: [Int32] = [0]
+    private var templateSites: [Int32] = []
+    private var templates: [SiteTemplates] = []
 
     public init() {}
 
@@ -96,7 +101,32 @@ public struct AnswerTable: Sendable {
                         ttlStart: ttlStart, ttlCount: Int32(offsets.count))
     }
 
-    mutating func setServices(_ templates: [[Int: SiteTemplates]]) { services = templates }
+    /// Keeps `perService` (per service index, per site index) as the flat arrays.
+    mutating func setServices(_ perService: [[Int: SiteTemplates]]) {
+        templateStarts = [0]
+        templateSites = []
+        templates = []
+        for sites in perService {
+            for (site, compiled) in sites.sorted(by: { $0.key < $1.key }) {
+                templateSites.append(Int32(site))
+                templates.append(compiled)
+            }
+            templateStarts.append(Int32(templateSites.count))
+        }
+    }
+
+    /// The templates of `site` for service `service`; nil if it has none.
+    func templates(service: Int, site: Int) -> SiteTemplates? {
+        guard service >= 0, service + 1 < templateStarts.count else { return nil }
+        var low = Int(templateStarts[service])
+        var high = Int(templateStarts[service + 1])
+        let key = Int32(truncatingIfNeeded: site)
+        while low < high {
+            let middle = (low + high) / 2
+            if templateSites[middle] < key { low = middle + 1 } else { high = middle }
+        }
+        return low < Int(templateStarts[service + 1]) && templateSites[low] == key ? templates[low] : nil
+    }
 
     /// Builds the hash index once every entry is added.
     mutating func seal() {
@@ -116,15 +146,56 @@ public struct AnswerTable: Sendable {
 
     // MARK: Lookup
 
-    /// FNV-1a over the lower-cased name and the type. The name must be a valid
-    /// uncompressed wire name within `name`.
+    /// A hash of the lower-cased name and the type, eight bytes of the name at a time
+    /// (`lowered`): byte by byte (FNV-1a) it was a chain of a multiplication per byte, and
+    /// a name of the bench's is seventeen. The name must be a valid uncompressed wire name
+    /// within `name`.
     @inline(__always)
     static func hash(_ name: UnsafeRawBufferPointer, type: UInt16) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in name { hash = (hash ^ UInt64(asciiLower(byte))) &* 0x0000_0100_0000_01B3 }
-        hash = (hash ^ UInt64(type >> 8)) &* 0x0000_0100_0000_01B3
-        hash = (hash ^ UInt64(type & 0xFF)) &* 0x0000_0100_0000_01B3
+        var hash = 0xCBF2_9CE4_8422_2325 ^ UInt64(type) << 48 ^ UInt64(name.count)
+        var offset = 0
+        while offset < name.count {
+            hash = (hash ^ lowered(word(name, at: offset))) &* 0x9E37_79B9_7F4A_7C15
+            hash ^= hash >> 32
+            offset += 8
+        }
+        hash &*= 0xBF58_476D_1CE4_E5B9
         return hash ^ (hash >> 29)
+    }
+
+    /// True when `name` lower-cased is the first `name.count` bytes of `stored` (a name
+    /// kept lower-cased), compared eight bytes at a time.
+    @inline(__always)
+    static func matches(_ name: UnsafeRawBufferPointer, lowered stored: UnsafeRawBufferPointer) -> Bool {
+        guard stored.count >= name.count else { return false }
+        let stored = UnsafeRawBufferPointer(rebasing: stored[..<name.count])
+        var offset = 0
+        while offset < name.count {
+            guard lowered(word(name, at: offset)) == word(stored, at: offset) else { return false }
+            offset += 8
+        }
+        return true
+    }
+
+    /// The (up to) eight bytes of `bytes` from `offset`, little-endian, zero past its end.
+    @inline(__always)
+    static func word(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
+        if bytes.count - offset >= 8 { return bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
+        var word: UInt64 = 0
+        for index in offset..<bytes.count { word |= UInt64(bytes[index]) << (8 * (index - offset)) }
+        return word
+    }
+
+    /// `word` with each byte ASCII-lowered (RFC 4343), as `asciiLower` does one byte: a
+    /// byte is upper case when its low seven bits are 0x41...0x5A and its high bit is clear.
+    /// Label lengths (at most 63) are below 'A' and stay as they are.
+    @inline(__always)
+    static func lowered(_ word: UInt64) -> UInt64 {
+        let low = word & 0x7F7F_7F7F_7F7F_7F7F
+        let atLeastA = low &+ 0x3F3F_3F3F_3F3F_3F3F      // high bit set from 0x41 up
+        let pastZ = low &+ 0x2525_2525_2525_2525         // high bit set from 0x5B up
+        let upper = atLeastA & ~pastZ & ~word & 0x8080_8080_8080_8080
+        return word | upper >> 2                          // 0x80 >> 2 = 0x20
     }
 
     /// The entry for the wire name `name` (validated, uncompressed) and `type`.
@@ -136,14 +207,9 @@ public struct AnswerTable: Sendable {
                 let position = slots[slot]
                 if position < 0 { return nil }
                 let entry = entries[Int(position)]
-                if entry.type == type, Int(entry.nameLength) == name.count {
-                    var equal = true
-                    let base = Int(entry.nameStart)
-                    for offset in 0..<name.count where asciiLower(name[offset]) != arena[base + offset] {
-                        equal = false
-                        break
-                    }
-                    if equal { return entry.kind }
+                if entry.type == type, Int(entry.nameLength) == name.count,
+                   Self.matches(name, lowered: UnsafeRawBufferPointer(rebasing: arena[Int(entry.nameStart)...])) {
+                    return entry.kind
                 }
                 slot = (slot + 1) & mask
             }

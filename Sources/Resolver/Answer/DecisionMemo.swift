@@ -81,17 +81,20 @@ struct DecisionMemo {
             && Int(slot.prefixLength) == length
     }
 
-    /// Starts bringing `client`'s set (`ways` slots, a cache line each) into the cache.
-    /// Between two queries of one client the network stack has run through thousands of
-    /// datagrams, so the set is rarely cached and `find` waited on memory (four fifths of its
-    /// time, in the bench's ECS mix); asked for a batch ahead (`Responder.prepare`), the
-    /// waits overlap.
+    /// Starts bringing the first two slots of `client`'s set (a cache line each) into the
+    /// cache. Between two queries of one client the network stack has run through thousands
+    /// of datagrams, so the set is rarely cached and `find` waited on memory (four fifths of
+    /// its time, in the bench's ECS mix); asked for a batch ahead (`Responder.prepare`), the
+    /// waits overlap. Two lines, not the set's four: at the fill the memo is sized for, a set
+    /// holds a client or two, so its later ways are rarely read, and a batch's worth of four lines
+    /// each filled the core's few line-fill buffers (the prefetches themselves then waited).
     @inline(__always)
     func prefetch(client: Client) {
         guard mask >= 0 else { return }
         let (_, high, low) = client.address.words
         let first = set(high: high, low: low, length: client.prefixLength)
-        for index in first..<(first + Self.ways) { slots.prefetch(index) }
+        slots.prefetch(first)
+        slots.prefetch(first + 1)
     }
 
     /// Where the decision remembered for `client` of service `service` in decision epoch

@@ -40,16 +40,22 @@ struct HugePageArray<Element: BitwiseCopyable> {
         deinit { free(base) }
     }
 
-    private var storage: Storage?
+    private var storage: Storage? {
+        didSet { (base, count) = (storage?.base, storage?.count ?? 0) }
+    }
+    /// The storage's, kept beside it so that reads and prefetches go straight to memory: one
+    /// through the class reference retained and released it around each of them.
+    private var base: UnsafeMutablePointer<Element>?
+    private(set) var count = 0
 
     /// Empty: no storage.
     init() {}
 
     init(repeating value: Element, count: Int) {
         storage = count > 0 ? Storage(count: count) { $0.initialize(repeating: value, count: count) } : nil
+        (base, self.count) = (storage?.base, storage?.count ?? 0)   // `didSet` is not called in an initialiser
     }
 
-    var count: Int { storage?.count ?? 0 }
     var isEmpty: Bool { count == 0 }
     var indices: Range<Int> { 0..<count }
 
@@ -57,14 +63,14 @@ struct HugePageArray<Element: BitwiseCopyable> {
     /// read soon after does not wait for memory.
     @inline(__always)
     func prefetch(_ index: Int) {
-        guard let storage, index >= 0, index < storage.count else { return }
-        udp_batch_prefetch(storage.base + index)
+        guard let base, index >= 0, index < count else { return }
+        udp_batch_prefetch(base + index)
     }
 
     subscript(index: Int) -> Element {
         unsafeAddress {
             precondition(index >= 0 && index < count, "index out of range")
-            return UnsafePointer(storage!.base + index)
+            return UnsafePointer(base! + index)
         }
         mutating unsafeMutableAddress {
             precondition(index >= 0 && index < count, "index out of range")
@@ -72,7 +78,7 @@ struct HugePageArray<Element: BitwiseCopyable> {
                 let old = storage!
                 storage = Storage(count: old.count) { $0.initialize(from: old.base, count: old.count) }
             }
-            return storage!.base + index
+            return base! + index
         }
     }
 }

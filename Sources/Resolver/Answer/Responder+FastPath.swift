@@ -71,7 +71,7 @@ extension Responder {
                 guard made.decision.sites.count == 1, !made.decision.allDown else { return nil }
                 (site, ttl, decisionScope) = (made.decision.sites[0], made.decision.ttl, made.decision.scope)
             }
-            guard let templates = state.answers.services[index][site] else { return nil }
+            guard let templates = state.answers.templates(service: index, site: site) else { return nil }
             compiled = qtype == RRType.aaaa.rawValue ? templates.aaaa : templates.a
             // RFC 7871 §7.2.1 and §7.4: the decision's scope for an answer, 0 for NODATA or
             // when the ECS address was not what was used.
@@ -102,24 +102,29 @@ extension Responder {
         rcode = compiled.rcode
         pending.query(transport: context.transport, rcode: rcode, ecs: query.hasSubnet, compiled: true)
         if case .service = kind, hit == nil { decidedAnswers &+= 1 } else { compiledAnswers &+= 1 }
-        return FastAnswer(compiled: compiled, tails: cached ? cache.tails : state.answers.bytes, ttl: ttl, scope: scope,
-                          length: length)
+        return FastAnswer(compiled: compiled, cached: cached, ttl: ttl, scope: scope, length: length)
     }
 
-    /// A response the fast path has decided on, to be written by `write(_:query:packet:ttlOffsets:into:)`.
+    /// A response the fast path has decided on, to be written by `write`.
     struct FastAnswer {
         var compiled: AnswerTable.Compiled
-        /// Where `compiled` points: the compiled answers' bytes or the answer cache's.
-        var tails: [UInt8]
+        /// `compiled` points into the answer cache's bytes, not the compiled answers'.
+        var cached: Bool
         var ttl: UInt32
         var scope: UInt8
         /// Of the whole response.
         var length: Int
     }
 
-    /// Writes `answer` to `query` (`packet`) into `out` (at least `answer.length` bytes).
-    static func write(_ answer: FastAnswer, query: FastQuery, packet: UnsafeRawBufferPointer, ttlOffsets: [Int32],
-                      into out: UnsafeMutableRawBufferPointer) {
+    /// The bytes `answer.compiled` points into.
+    func tails(of answer: FastAnswer, state: ServingState) -> [UInt8] {
+        answer.cached ? cache.tails : state.answers.bytes
+    }
+
+    /// Writes `answer` to `query` (`packet`) into `out` (at least `answer.length` bytes);
+    /// `tails` as `tails(of:state:)` gives them, `ttlOffsets` the compiled answers'.
+    static func write(_ answer: FastAnswer, query: FastQuery, packet: UnsafeRawBufferPointer, tails: UnsafeRawBufferPointer,
+                      ttlOffsets: UnsafeBufferPointer<Int32>, into out: UnsafeMutableRawBufferPointer) {
         let compiled = answer.compiled
         var at = 0
         @inline(__always) func u16(_ value: UInt16) {
@@ -144,7 +149,7 @@ extension Responder {
         // The question as the client wrote it: the compiled names point into it.
         copy(UnsafeRawBufferPointer(rebasing: packet[Header.length..<Int(query.questionEnd)]))
         let tailStart = at
-        answer.tails.withUnsafeBytes { copy(UnsafeRawBufferPointer(rebasing: $0[Int(compiled.start)..<Int(compiled.start + compiled.length)])) }
+        copy(UnsafeRawBufferPointer(rebasing: tails[Int(compiled.start)..<Int(compiled.start + compiled.length)]))
         if compiled.ttlCount > 0 {
             let ttl = answer.ttl.bigEndian
             for index in Int(compiled.ttlStart)..<Int(compiled.ttlStart + compiled.ttlCount) {

@@ -106,9 +106,13 @@ public struct Responder {
         begin()
         if usesCompiledAnswers, state.rateLimiter == nil, let query = prepare(packet, source: context.source),
            let answer = respondFast(packet, query: query, context: context, state: state, capacity: .max) {
-            let ttlOffsets = state.answers.ttlOffsets
-            writer.replaceAll(count: answer.length) {
-                Self.write(answer, query: query, packet: packet, ttlOffsets: ttlOffsets, into: $0)
+            let (tails, ttlOffsets) = (tails(of: answer, state: state), state.answers.ttlOffsets)
+            writer.replaceAll(count: answer.length) { out in
+                tails.withUnsafeBytes { tails in
+                    ttlOffsets.withUnsafeBufferPointer {
+                        Self.write(answer, query: query, packet: packet, tails: tails, ttlOffsets: $0, into: out)
+                    }
+                }
             }
             if !defersCounts { pending.flush(to: state) }
             return true
@@ -125,7 +129,11 @@ public struct Responder {
         begin()
         if usesCompiledAnswers, state.rateLimiter == nil, let query,
            let answer = respondFast(packet, query: query, context: context, state: state, capacity: reply.count) {
-            Self.write(answer, query: query, packet: packet, ttlOffsets: state.answers.ttlOffsets, into: reply)
+            tails(of: answer, state: state).withUnsafeBytes { tails in
+                state.answers.ttlOffsets.withUnsafeBufferPointer {
+                    Self.write(answer, query: query, packet: packet, tails: tails, ttlOffsets: $0, into: reply)
+                }
+            }
             if !defersCounts { pending.flush(to: state) }
             return answer.length
         }
