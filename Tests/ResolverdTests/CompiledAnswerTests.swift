@@ -385,8 +385,14 @@ import Testing
             let mixed = lower.enumerated().map { $0.offset % 2 == 0 ? $0.element - 0x20 : $0.element }
             var other = lower
             other[length - 1] ^= 0x01
+            (lower + [0x61, 0x62]).withUnsafeBytes { longer in
+                mixed.withUnsafeBytes { #expect(AnswerTable.matches($0, lowered: longer), "length \(length), stored with more after it") }
+            }
             lower.withUnsafeBytes { stored in
                 mixed.withUnsafeBytes { #expect(AnswerTable.matches($0, lowered: stored), "length \(length)") }
+                mixed.withUnsafeBytes {
+                    #expect(!AnswerTable.matches($0, lowered: UnsafeRawBufferPointer(rebasing: stored.dropLast())), "stored shorter")
+                }
                 other.withUnsafeBytes { #expect(!AnswerTable.matches($0, lowered: stored), "length \(length), last byte differs") }
                 mixed.withUnsafeBytes { name in
                     lower.withUnsafeBytes { #expect(AnswerTable.hash(name, type: 1) == AnswerTable.hash($0, type: 1)) }
@@ -394,6 +400,29 @@ import Testing
                 }
             }
         }
+    }
+
+    /// A service's site templates are found by site index, among its own sites only.
+    @Test func siteTemplatesAreFoundPerServiceAndSite() {
+        func templates(_ marker: UInt16) -> AnswerTable.SiteTemplates {
+            let compiled = AnswerTable.Compiled(flags: 0, answerCount: marker, authorityCount: 0, additionalCount: 0, rcode: .noError,
+                                                start: 0, length: 0, ttlStart: 0, ttlCount: 0)
+            return AnswerTable.SiteTemplates(a: compiled, aaaa: compiled)
+        }
+        var table = AnswerTable()
+        let perService: [[Int: AnswerTable.SiteTemplates]] = [
+            [5: templates(5), 2: templates(2), 9: templates(9)], [:], [7: templates(7)],
+            Dictionary(uniqueKeysWithValues: (0..<100).map { ($0 * 3, templates(UInt16($0 * 3))) }),
+        ]
+        table.setServices(perService)
+        for (service, sites) in perService.enumerated() {
+            for site in -1...300 {
+                #expect(table.templates(service: service, site: site)?.a.answerCount == sites[site].map { _ in UInt16(site) },
+                        "service \(service) site \(site)")
+            }
+        }
+        #expect(table.templates(service: 4, site: 5) == nil)
+        #expect(table.templates(service: -1, site: 5) == nil)
     }
 
     /// The fast path hands over what it must not answer itself.

@@ -115,17 +115,21 @@ public struct AnswerTable: Sendable {
         }
     }
 
-    /// The templates of `site` for service `service`; nil if it has none.
+    /// The templates of `site` for service `service`; nil if it has none. Halving without
+    /// branches: which half holds a client's site is a coin toss that a branch mispredicts.
     func templates(service: Int, site: Int) -> SiteTemplates? {
         guard service >= 0, service + 1 < templateStarts.count else { return nil }
-        var low = Int(templateStarts[service])
-        var high = Int(templateStarts[service + 1])
+        var base = Int(templateStarts[service])
+        var count = Int(templateStarts[service + 1]) &- base
+        guard count > 0 else { return nil }
         let key = Int32(truncatingIfNeeded: site)
-        while low < high {
-            let middle = (low + high) / 2
-            if templateSites[middle] < key { low = middle + 1 } else { high = middle }
+        // `base` ends at the last of the service's sites at most `key`.
+        while count > 1 {
+            let half = count >> 1
+            base = templateSites[base &+ half] <= key ? base &+ half : base
+            count &-= half
         }
-        return low < Int(templateStarts[service + 1]) && templateSites[low] == key ? templates[low] : nil
+        return templateSites[base] == key ? templates[base] : nil
     }
 
     /// Builds the hash index once every entry is added.
@@ -153,11 +157,10 @@ public struct AnswerTable: Sendable {
     @inline(__always)
     static func hash(_ name: UnsafeRawBufferPointer, type: UInt16) -> UInt64 {
         var hash = 0xCBF2_9CE4_8422_2325 ^ UInt64(type) << 48 ^ UInt64(name.count)
-        var offset = 0
-        while offset < name.count {
-            hash = (hash ^ lowered(word(name, at: offset))) &* 0x9E37_79B9_7F4A_7C15
+        _ = forEachWord(name) { _, word in
+            hash = (hash ^ lowered(word)) &* 0x9E37_79B9_7F4A_7C15
             hash ^= hash >> 32
-            offset += 8
+            return true
         }
         hash &*= 0xBF58_476D_1CE4_E5B9
         return hash ^ (hash >> 29)
@@ -169,20 +172,32 @@ public struct AnswerTable: Sendable {
     static func matches(_ name: UnsafeRawBufferPointer, lowered stored: UnsafeRawBufferPointer) -> Bool {
         guard stored.count >= name.count else { return false }
         let stored = UnsafeRawBufferPointer(rebasing: stored[..<name.count])
-        var offset = 0
-        while offset < name.count {
-            guard lowered(word(name, at: offset)) == word(stored, at: offset) else { return false }
-            offset += 8
+        return forEachWord(name) { offset, word in
+            lowered(word) == (stored.count >= 8 ? stored.loadUnaligned(fromByteOffset: offset, as: UInt64.self) : shortWord(stored))
         }
-        return true
     }
 
-    /// The (up to) eight bytes of `bytes` from `offset`, little-endian, zero past its end.
+    /// Calls `body` with (offset, the eight bytes there, little-endian) for every eight bytes
+    /// of `bytes`, the last eight overlapping the ones before when the count is no multiple
+    /// of eight, so that no byte is read on its own; once, with the bytes zero-extended,
+    /// when there are fewer than eight. Stops, returning false, when `body` does.
     @inline(__always)
-    static func word(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
-        if bytes.count - offset >= 8 { return bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
+    static func forEachWord(_ bytes: UnsafeRawBufferPointer, _ body: (Int, UInt64) -> Bool) -> Bool {
+        let count = bytes.count
+        guard count >= 8 else { return body(0, shortWord(bytes)) }
+        var offset = 0
+        while offset &+ 8 < count {
+            guard body(offset, bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) else { return false }
+            offset &+= 8
+        }
+        return body(count &- 8, bytes.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self))
+    }
+
+    /// The bytes of `bytes` (fewer than eight), little-endian, zero-extended.
+    @inline(__always)
+    static func shortWord(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var word: UInt64 = 0
-        for index in offset..<bytes.count { word |= UInt64(bytes[index]) << (8 * (index - offset)) }
+        for index in 0..<bytes.count { word |= UInt64(bytes[index]) << (8 &* index) }
         return word
     }
 

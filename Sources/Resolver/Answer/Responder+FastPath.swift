@@ -121,6 +121,21 @@ extension Responder {
         answer.cached ? cache.tails : state.answers.bytes
     }
 
+    /// `write` into `out`, borrowing the bytes `answer` points into where they are (taking
+    /// them as an array, `tails(of:state:)`, retained and released it for every answer).
+    func write(_ answer: FastAnswer, query: FastQuery, packet: UnsafeRawBufferPointer, state: ServingState,
+               into out: UnsafeMutableRawBufferPointer) {
+        state.answers.ttlOffsets.withUnsafeBufferPointer { ttlOffsets in
+            if answer.cached {
+                cache.tails.withUnsafeBytes { Self.write(answer, query: query, packet: packet, tails: $0, ttlOffsets: ttlOffsets, into: out) }
+            } else {
+                state.answers.bytes.withUnsafeBytes {
+                    Self.write(answer, query: query, packet: packet, tails: $0, ttlOffsets: ttlOffsets, into: out)
+                }
+            }
+        }
+    }
+
     /// Writes `answer` to `query` (`packet`) into `out` (at least `answer.length` bytes);
     /// `tails` as `tails(of:state:)` gives them, `ttlOffsets` the compiled answers'.
     static func write(_ answer: FastAnswer, query: FastQuery, packet: UnsafeRawBufferPointer, tails: UnsafeRawBufferPointer,
