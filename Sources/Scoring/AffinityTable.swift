@@ -43,6 +43,15 @@ public final class AffinityTable: Sendable {
         }
 
         var prefix: IPPrefix { IPPrefix(address: IPAddress(isV6: isV6, high: high, low: low), length: Int(length))! }
+
+        /// The fields mixed into one word first, so the table's hasher (SipHash) takes one
+        /// value instead of five: a decision looks its binding up twice, and hashing the
+        /// fields one by one was most of each lookup's own work.
+        func hash(into hasher: inout Hasher) {
+            var mixed = (high &* 0x9E37_79B9_7F4A_7C15) ^ low
+            mixed ^= UInt64(service) << 40 ^ UInt64(length) << 32 ^ (isV6 ? 1 << 63 : 0)
+            hasher.combine(mixed)
+        }
     }
 
     /// A binding as stored: its sites as numbers (`Names`), 40 bytes where a `Binding` is 64.
@@ -92,6 +101,19 @@ public final class AffinityTable: Sendable {
         static func shard(of slot: Slot) -> Int {
             let bits = slot.isV6 ? slot.high ^ (slot.low &* 0x9E37_79B9_7F4A_7C15) : slot.low
             return Int(truncatingIfNeeded: ((bits ^ UInt64(slot.length)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
+        }
+
+        /// Where `slot`'s binding is, valid until the next change: to read it and then
+        /// change it (`update`) with one lookup.
+        func find(_ slot: Slot) -> (shard: Int, index: Dictionary<Slot, Stored>.Index)? {
+            let shard = Self.shard(of: slot)
+            return tables[shard].index(forKey: slot).map { (shard, $0) }
+        }
+
+        func stored(at place: (shard: Int, index: Dictionary<Slot, Stored>.Index)) -> Stored { tables[place.shard].values[place.index] }
+
+        mutating func update(at place: (shard: Int, index: Dictionary<Slot, Stored>.Index), to stored: Stored) {
+            tables[place.shard].values[place.index] = stored
         }
 
         subscript(slot: Slot) -> Stored? {
@@ -170,23 +192,28 @@ public final class AffinityTable: Sendable {
         func key(of slot: Slot) -> Key { Key(service: services[slot.service], prefix: slot.prefix) }
 
         /// Stores `binding` under `key` (nil: removes it), numbering their names as needed.
-        mutating func set(_ key: Key, _ binding: Binding?) {
+        /// `known`: `key` as stored, when the caller has it (`slot(for:)`), so the service's
+        /// name is not hashed again.
+        mutating func set(_ key: Key, _ binding: Binding?, known: Slot? = nil) {
             guard let binding else {
-                if let slot = slot(for: key) { bindings[slot] = nil }
+                if let slot = known ?? slot(for: key) { bindings[slot] = nil }
                 return
             }
-            let slot = Slot(prefix: key.prefix, service: services.number(of: key.service))
+            let slot = known ?? Slot(prefix: key.prefix, service: services.number(of: key.service))
             // A kept binding keeps its sites: their numbers are taken from what is stored
-            // (the names compare by their shared storage), not hashed again.
-            let old = bindings[slot]
+            // (the names compare by their shared storage), not hashed again; and it is
+            // changed where it is, found once.
+            let place = bindings.find(slot)
+            let old = place.map { bindings.stored(at: $0) }
             func number(_ name: String, _ stored: UInt32?) -> UInt32 {
                 if let stored, stored != Stored.none, sites[stored] == name { return stored }
                 return sites.number(of: name)
             }
-            bindings[slot] = Stored(boundAt: binding.boundAt, lastSeen: binding.lastSeen, queries: binding.queries,
-                                    site: number(binding.site, old?.site),
-                                    previous: binding.previous.map { number($0, old?.previous) } ?? Stored.none,
-                                    viaResolver: binding.viaResolver)
+            let new = Stored(boundAt: binding.boundAt, lastSeen: binding.lastSeen, queries: binding.queries,
+                             site: number(binding.site, old?.site),
+                             previous: binding.previous.map { number($0, old?.previous) } ?? Stored.none,
+                             viaResolver: binding.viaResolver)
+            if let place { bindings.update(at: place, to: new) } else { bindings[slot] = new }
         }
     }
 
@@ -217,6 +244,9 @@ public final class AffinityTable: Sendable {
     public func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                        storage: inout DecisionStorage) -> Affinity.Outcome {
         let key = Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
+        // The key as stored, once its service has a number: worked out under the first lock
+        // and used again under the second (a service's number never changes).
+        var slot: Slot? = nil
         var movedRates: [Double]? = nil
         var existing: Binding? = nil
         var perQuery: RequestsPerQuery? = nil
@@ -235,9 +265,10 @@ public final class AffinityTable: Sendable {
                 }
                 if !rates.isEmpty { movedRates = rates }
             }
-            existing = state.binding(for: key)
+            slot = state.slot(for: key)
+            existing = slot.flatMap { state.bindings[$0] }.map { state.binding(of: $0) }
             perQuery = state.perQuery
-            if let site = existing?.site, let factor = state.heavier[site] { weight = factor }
+            if !state.heavier.isEmpty, let site = existing?.site, let factor = state.heavier[site] { weight = factor }
             if state.started == nil { state.started = now }
             blind = !state.measured && now - (state.started ?? now) < Double(service.ttl)
         }
@@ -263,7 +294,7 @@ public final class AffinityTable: Sendable {
         if blind { outcome.decision.ttl = min(outcome.decision.ttl, Affinity.shortestTTL) }
         // And what it changes, under one more.
         state.withLock { state in
-            apply(outcome, key: key, now: now, to: &state)
+            apply(outcome, key: key, known: slot, now: now, to: &state)
             if let binding = outcome.binding, outcome.event != .kept {
                 // What this placement moves, counted at once for the decisions that follow.
                 let rate = binding.queryRate(now: now, ttl: Double(service.ttl))
@@ -319,14 +350,14 @@ public final class AffinityTable: Sendable {
         state.withLock { apply(outcome, key: key, now: now, to: &$0) }
     }
 
-    private func apply(_ outcome: Affinity.Outcome, key: Key, now: Double, to state: inout State) {
+    private func apply(_ outcome: Affinity.Outcome, key: Key, known: Slot? = nil, now: Double, to state: inout State) {
         switch outcome.event {
         case .kept: state.counts.kept += 1
         case .created: state.counts.created += 1
         case .expired: state.counts.expired += 1
         case .moved(let reason): state.counts.moved[reason, default: 0] += 1
         }
-        state.set(key, outcome.binding)
+        state.set(key, outcome.binding, known: known)
         guard let binding = outcome.binding else { return }
         if outcome.event != .kept { Self.addFresh(&state, site: binding.site, now: now) }
         if state.bindings.total > capacity { evict(&state) }
