@@ -7,9 +7,15 @@ extension Responder {
     /// than each holding up its own query (a client's set is rarely cached: thousands of
     /// datagrams pass through the kernel between two queries of one client).
     func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?) -> FastQuery? {
-        let query = FastQuery.parse(packet, source: source)
-        if let client = query?.ecsClient { memo.prefetch(client: client) }
-        return query
+        var query = FastQuery()
+        return prepare(packet, source: source, into: &query) ? query : nil
+    }
+
+    /// As `prepare(_:source:)`, into `query` (`FastQuery.parse(_:source:into:)`).
+    func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?, into query: inout FastQuery) -> Bool {
+        guard FastQuery.parse(packet, source: source, into: &query) else { return false }
+        if let client = query.ecsClient { memo.prefetch(client: client) }
+        return true
     }
 
     /// Answers the common query (`FastQuery`) from the compiled answers (`AnswerTable`):

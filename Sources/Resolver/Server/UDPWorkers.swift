@@ -101,7 +101,8 @@ final class UDPWorkers: Sendable {
             responder.defersCounts = true
             var sequence: UInt64 = 0
             // A batch's datagrams as the first pass read them, for the second.
-            var prepared = [FastQuery?](repeating: nil, count: Int(UDPWorkers.batchSize))
+            var prepared = [FastQuery](repeating: FastQuery(), count: Int(UDPWorkers.batchSize))
+            var parsed = [Bool](repeating: false, count: Int(UDPWorkers.batchSize))
             var sources = [IPAddress?](repeating: nil, count: Int(UDPWorkers.batchSize))
             // The counts held since the last flush: the state they were counted for (nil when
             // none are held), when that flush was, and the datagrams answered and dropped.
@@ -136,7 +137,7 @@ final class UDPWorkers: Sendable {
                     var length: Int32 = 0
                     let packet = UnsafeRawBufferPointer(start: udp_batch_packet(batch, Int32(index), &length), count: Int(length))
                     sources[index] = IPAddress(socketAddress: udp_batch_peer(batch, Int32(index)))
-                    prepared[index] = responder.prepare(packet, source: sources[index])
+                    parsed[index] = responder.prepare(packet, source: sources[index], into: &prepared[index])
                 }
                 var answered = 0
                 for index in 0..<Int(count) {
@@ -146,8 +147,8 @@ final class UDPWorkers: Sendable {
                     let context = RequestContext(transport: .udp, source: sources[index], now: now, sequence: sequence)
                     let reply = UnsafeMutableRawBufferPointer(start: udp_batch_reply_buffer(batch, Int32(index)),
                                                               count: Int(UDPWorkers.bufferSize))
-                    guard let written = responder.respond(to: packet, prepared: prepared[index], context: context, state: state,
-                                                          into: reply) else { continue }
+                    guard let written = responder.respond(to: packet, prepared: parsed[index] ? prepared[index] : nil, context: context,
+                                                          state: state, into: reply) else { continue }
                     answered += 1
                     udp_batch_set_reply(batch, Int32(index), Int32(written))
                 }
