@@ -116,8 +116,10 @@ struct DecisionMemo {
     /// binding, when sticky, to hand over later.
     mutating func reuse(at index: Int, now: Double) {
         guard slots[index].sticky else { return }
-        slots[index].pending &+= 1
-        slots[index].seen = max(slots[index].seen, now)
+        slots.modify(index) { slot in
+            slot.pending &+= 1
+            slot.seen = max(slot.seen, now)
+        }
     }
 
     /// Remembers a decision in the client's own slot if it has one, else in the set's slot

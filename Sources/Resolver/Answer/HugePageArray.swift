@@ -67,17 +67,25 @@ struct HugePageArray<Element: BitwiseCopyable> {
         udp_batch_prefetch(base + index)
     }
 
+    /// Changes element `index` in place with one uniqueness check (the subscript makes one
+    /// per access: a runtime call each, for every field a caller changes).
+    @inline(__always)
+    mutating func modify<Result>(_ index: Int, _ body: (inout Element) -> Result) -> Result {
+        precondition(index >= 0 && index < count, "index out of range")
+        if !isKnownUniquelyReferenced(&storage) {
+            let old = storage!
+            storage = Storage(count: old.count) { $0.initialize(from: old.base, count: old.count) }
+        }
+        return body(&(base! + index).pointee)
+    }
+
     subscript(index: Int) -> Element {
         unsafeAddress {
             precondition(index >= 0 && index < count, "index out of range")
             return UnsafePointer(base! + index)
         }
         mutating unsafeMutableAddress {
-            precondition(index >= 0 && index < count, "index out of range")
-            if !isKnownUniquelyReferenced(&storage) {
-                let old = storage!
-                storage = Storage(count: old.count) { $0.initialize(from: old.base, count: old.count) }
-            }
+            modify(index) { _ in }
             return base! + index
         }
     }
