@@ -2,7 +2,8 @@ import Scoring
 
 /// What the fast path (`Responder.respondFast`) reads of a query, taken from its bytes
 /// without decoding it into values: the common shape only, one question of class IN with an
-/// uncompressed name and at most an OPT record of version 0. A pure function of the packet.
+/// uncompressed name and at most an OPT record of version 0. A pure function of the packet
+/// and its source address (`parse(_:source:into:)`).
 ///
 /// A UDP worker parses a whole batch first and answers it after (`Responder.prepare`), so
 /// that what answering a datagram will read can be fetched while the others are parsed.
