@@ -103,16 +103,18 @@ public final class AffinityTable: Sendable {
             return Int(truncatingIfNeeded: ((bits ^ UInt64(slot.length)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
         }
 
-        /// Where `slot`'s binding is, valid until the next change: to read it and then
-        /// change it (`update`) with one lookup.
-        func find(_ slot: Slot) -> (shard: Int, index: Dictionary<Slot, Stored>.Index)? {
+        /// Where a binding is: its shard and its index there, valid until the next change.
+        typealias Place = (shard: Int, index: Dictionary<Slot, Stored>.Index)
+
+        /// Where `slot`'s binding is, to read it and then change it with one lookup.
+        func find(_ slot: Slot) -> Place? {
             let shard = Self.shard(of: slot)
             return tables[shard].index(forKey: slot).map { (shard, $0) }
         }
 
-        func stored(at place: (shard: Int, index: Dictionary<Slot, Stored>.Index)) -> Stored { tables[place.shard].values[place.index] }
+        func stored(at place: Place) -> Stored { tables[place.shard].values[place.index] }
 
-        mutating func update(at place: (shard: Int, index: Dictionary<Slot, Stored>.Index), to stored: Stored) {
+        mutating func update(at place: Place, to stored: Stored) {
             tables[place.shard].values[place.index] = stored
         }
 
@@ -127,9 +129,8 @@ public final class AffinityTable: Sendable {
 
         /// Changes the binding of `slot` in place; false when there is none.
         mutating func modify(_ slot: Slot, _ body: (inout Stored) -> Void) -> Bool {
-            let shard = Self.shard(of: slot)
-            guard let index = tables[shard].index(forKey: slot) else { return false }
-            body(&tables[shard].values[index])
+            guard let place = find(slot) else { return false }
+            body(&tables[place.shard].values[place.index])
             return true
         }
 
