@@ -88,6 +88,100 @@ import Testing
         #expect(parse(#"[{"utilization":0.2}]"#) == .failure(ReportError("body must be a JSON object of site IDs to reports")))
     }
 
+    /// A flat body is read straight into its fields (`ReportFields(flat:)`) and anything else
+    /// as JSON first; the two must accept and refuse alike. Bodies built from every field name,
+    /// unknown and escaped names, every kind of value, whitespace and cuts, each parsed both
+    /// ways.
+    @Test func flatBodiesAreReadAsAnyOtherIs() {
+        func general(_ body: [UInt8]) -> Result<LoadReport, ReportError> {
+            do throws(ReportError) { return .success(try LoadReport.parse(JSONValue.parse(body))) } catch { return .failure(error) }
+        }
+        func flat(_ body: [UInt8]) -> Bool { body.withUnsafeBytes { ReportFields(flat: $0) != nil } }
+        // The usual forms take the flat way.
+        for (json, _) in Self.accepted { #expect(flat(Array(json.utf8)), "\(json)") }
+        for json in [#"{"utilization":0.5,"healthy":1}"#, #"{"utilization":0.5,"healthy":true}"#, #" { "level" : 2 , "score":0.1 } "#,
+                     #"{"utilization":0.5,"queue":1.5}"#, #"{"level":1,"utilization":0.5}"#, "{}"] {
+            #expect(flat(Array(json.utf8)), "\(json)")
+        }
+        for json in [#"{"utilization":"0.5"}"#, #"{"colour":1}"#, #"{"utiliz\u0061tion":0.5}"#, #"{"utilization":null}"#,
+                     #"{"utilization":0.5}x"#, #"{"utilization":0.5,}"#, "[]", #"{"utilization":01}"#] {
+            #expect(!flat(Array(json.utf8)), "\(json)")
+        }
+        let names = ["level", "utilization", "service_ms", "cpu_utilization", "compute_delay_ms", "compute", "network", "score",
+                     "capacity", "queue", "healthy", "colour", "Utilization", "utilizatio", "utilization\\u0020", ""]
+        let values = ["0", "1", "2", "3", "0.5", "-0", "-0.25", "1e3", "2.5E-1", "10", "10.5", "1e400", "1000000001", "0.0001",
+                      "7", "3.0", "true", "false", "null", #""x""#, "[]", "{}", "01", "1.", "+1", "tru"]
+        var generator = SystemRandomNumberGenerator()
+        let spaces = ["", " ", "\n", "\t "]
+        var checked = 0
+        // Half the bodies are one of the four forms with plausible values, so that most of
+        // those are accepted; the rest any names and values.
+        let forms = [["utilization", "service_ms"], ["level", "cpu_utilization", "compute_delay_ms"],
+                     ["level", "compute", "network"], ["level", "score"]]
+        let plausible = ["0", "1", "0.5", "0.25", "1e-1", "0.0001", "2", "true", "false"]
+        var accepted = 0
+        for round in 0..<20_000 {
+            var fields: [(String, String)]
+            if round % 2 == 0 {
+                let form = Int.random(in: 0..<4, using: &generator)
+                fields = (forms[form] + ["capacity", "queue", "healthy"]).compactMap { name in
+                    if name == "level" { return (name, String(form - 1)) }
+                    guard name == forms[form][form == 0 ? 0 : 1] || Bool.random(using: &generator) else { return nil }
+                    return (name, plausible.randomElement(using: &generator)!)
+                }
+                fields.shuffle(using: &generator)
+            } else {
+                fields = (0..<Int.random(in: 0...5, using: &generator)).map { _ in
+                    (names.randomElement(using: &generator)!, values.randomElement(using: &generator)!)
+                }
+            }
+            var body = spaces.randomElement(using: &generator)! + "{"
+            body += fields.map { name, value in
+                let space = spaces.randomElement(using: &generator)!
+                return "\(space)\"\(name)\"\(space):\(space)\(value)\(space)"
+            }.joined(separator: ",")
+            body += "}" + spaces.randomElement(using: &generator)!
+            var bytes = Array(body.utf8)
+            if Int.random(in: 0..<8, using: &generator) == 0, !bytes.isEmpty {   // a cut or a stray byte
+                if Bool.random(using: &generator) { bytes.removeLast(Int.random(in: 1...bytes.count, using: &generator)) }
+                else { bytes.insert(UInt8.random(in: 0x20...0x7E, using: &generator), at: Int.random(in: 0...bytes.count, using: &generator)) }
+            }
+            let parsed = Self.parse(String(decoding: bytes, as: UTF8.self))
+            #expect(parsed == general(bytes), "\(String(decoding: bytes, as: UTF8.self))")
+            if flat(bytes) { checked += 1 }
+            if case .success = parsed { accepted += 1 }
+        }
+        #expect(checked > 5_000 && accepted > 1_000, "the flat way was taken \(checked) times, \(accepted) accepted")
+    }
+
+    /// Short decimals are converted without the standard library (`JSONParser.shortDecimal`),
+    /// to the same double it gives.
+    @Test func shortDecimalsConvertAsTheStandardLibraryDoes() {
+        var generator = SystemRandomNumberGenerator()
+        var fast = 0
+        for round in 0..<200_000 {
+            var text = Bool.random(using: &generator) ? "-" : ""
+            let whole = String(UInt64.random(in: 0...UInt64.max, using: &generator) >> UInt64.random(in: 0...63, using: &generator))
+            text += round % 3 == 0 ? "0" : whole
+            if Bool.random(using: &generator) {
+                text += "." + String(repeating: "0", count: Int.random(in: 0...4, using: &generator))
+                    + String(UInt64.random(in: 0...UInt64.max, using: &generator) >> UInt64.random(in: 0...63, using: &generator))
+            }
+            if Int.random(in: 0..<3, using: &generator) == 0 {
+                text += ["e", "E"].randomElement(using: &generator)! + ["", "+", "-"].randomElement(using: &generator)!
+                    + String(Int.random(in: 0...30, using: &generator))
+            }
+            let expected = Double(text)!
+            guard let converted = Array(text.utf8).withUnsafeBytes({ JSONParser.shortDecimal($0) }) else { continue }
+            fast += 1
+            #expect(converted.bitPattern == expected.bitPattern, "\(text): \(converted) against \(expected)")
+        }
+        #expect(fast > 20_000, "converted the short way \(fast) times")
+        for text in ["0.45", "-0", "1e22", "9.99999999999999e-7", "123456789012345"] {
+            #expect(Array(text.utf8).withUnsafeBytes { JSONParser.shortDecimal($0) }?.bitPattern == Double(text)!.bitPattern, "\(text)")
+        }
+    }
+
     /// The JSON reader itself (RFC 8259): what it reads, to what, and what it refuses.
     @Test func jsonIsReadAsRFC8259Says() throws {
         func read(_ text: String) -> JSONValue? { try? JSONValue.parse(Array(text.utf8)) }

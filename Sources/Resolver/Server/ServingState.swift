@@ -104,6 +104,14 @@ public final class ServingState: Sendable {
                             dataGeneration: dataGeneration, decisionEpoch: epoch)
     }
 
+    /// Site `id`'s index in the snapshot and its configured capacity. For a caller in another
+    /// module, which would otherwise copy the whole snapshot out of `steering` (a retain and a
+    /// release of each of its fields) to read two values; a load report reads them each time.
+    public func site(_ id: String) -> (index: Int, capacity: Double)? {
+        guard let index = steering.siteIndex(id) else { return nil }
+        return (index, steering.sites[index].capacity)
+    }
+
     public static let empty = ServingState(catalog: .empty)
 }
 

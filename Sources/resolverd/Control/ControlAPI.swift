@@ -47,8 +47,12 @@ struct ControlAPI: Sendable {
     /// `PUT /v1/sites/:site/load` through the router, for a request `ReportFastPath` left to it.
     func putLoad(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let body = await collect(request)
-        let status = acceptLoad(site: context.parameters.get("site") ?? "", authorization: request.headers[.authorization],
-                                body: body, method: "\(request.method)", path: request.uri.path)
+        let site = context.parameters.get("site") ?? ""
+        let principal = tokens.current.authenticate(authorization: request.headers[.authorization])
+        func accept(_ body: UnsafeRawBufferPointer?) -> Refusal? {
+            acceptLoad(site: site, principal: principal, body: body, method: "\(request.method)", path: request.uri.path)
+        }
+        let status = body.map { $0.withUnsafeBytes(accept) } ?? accept(nil)
         return status.map { json(["error": $0.reason], status: $0.status) } ?? Response(status: .noContent)
     }
 
@@ -59,17 +63,11 @@ struct ControlAPI: Sendable {
     }
 
     /// One site's load report (`PUT /v1/sites/:site/load`), whichever way it came: queued, or
-    /// refused (counted and logged) with the reason. `body` is nil when it was over the limit.
-    /// Synchronous, so that `ReportFastPath` answers it on the connection's event loop.
-    func acceptLoad(site: String, authorization: String?, body: [UInt8]?, method: String,
-                    path: @autoclosure () -> String) -> Refusal? {
-        acceptLoad(site: site, principal: tokens.current.authenticate(authorization: authorization), body: body,
-                   method: method, path: path())
-    }
-
-    /// `acceptLoad` for a request whose token was already looked up (nil: missing or unknown).
-    /// `path` (for the log) is made only for a refusal.
-    func acceptLoad(site: String, principal: Principal?, body: [UInt8]?, method: String,
+    /// refused (counted and logged) with the reason. `principal` is the token's (nil: missing
+    /// or unknown); `body` is nil when it was over the limit, and is read in place (the fast
+    /// path's is still in the connection's buffer). `path` (for the log) is made only for a
+    /// refusal. Synchronous, so that `ReportFastPath` answers it on the connection's event loop.
+    func acceptLoad(site: String, principal: Principal?, body: UnsafeRawBufferPointer?, method: String,
                     path: @autoclosure () -> String) -> Refusal? {
         func refuse(_ status: HTTPResponse.Status, _ reason: String) -> Refusal {
             rejected(status, reason, method: method, path: path())
@@ -85,14 +83,13 @@ struct ControlAPI: Sendable {
         case .site: return refuse(.forbidden, "this token may report only for its own site")
         case .measurement: return refuse(.forbidden, "measurement tokens may not report load")
         }
-        // The state, not a copy of its snapshot (a retain and release of each of its fields).
-        let state = store.state
-        guard let index = state.steering.siteIndex(site) else { return refuse(.notFound, "unknown site \"\(site)\"") }
+        // Read through the state (`ServingState.site`): a copy of its snapshot from this module
+        // would retain and release each of the snapshot's fields.
+        guard let known = store.state.site(site) else { return refuse(.notFound, "unknown site \"\(site)\"") }
         guard let body else { return refuse(.badRequest, "body larger than 64 KiB") }
         do {
             let report = try LoadReport.parse(body)
-            writer.submit(load: report.siteLoad(at: SteeringClock.now(), configuredCapacity: state.steering.sites[index].capacity),
-                          site: site)
+            writer.submit(load: report.siteLoad(at: SteeringClock.now(), configuredCapacity: known.capacity), site: site)
             return nil
         } catch {
             return refuse(.badRequest, error.reason)

@@ -17,18 +17,37 @@ enum JSONValue: Equatable {
     /// once, in place, and throws one error at the first problem (Foundation's decoder took
     /// ten times as long, trying each type in turn through thrown errors).
     static func parse(_ bytes: [UInt8]) throws(ReportError) -> JSONValue {
-        var parser = JSONParser(bytes: bytes)
-        guard let value = parser.document() else { throw ReportError("body is not valid JSON") }
+        try parse(bytes.withUnsafeBytes { JSONParser.document(of: $0) })
+    }
+
+    /// `parse` of bytes borrowed in place (a request's, still in the connection's buffer).
+    static func parse(_ bytes: UnsafeRawBufferPointer) throws(ReportError) -> JSONValue {
+        try parse(JSONParser.document(of: bytes))
+    }
+
+    private static func parse(_ value: JSONValue?) throws(ReportError) -> JSONValue {
+        guard let value else { throw ReportError("body is not valid JSON") }
         return value
     }
 }
 
+/// A number or a literal `true`/`false`: the values of a flat object (`JSONParser.flatObject`).
+enum JSONScalar: Equatable {
+    case number(Double)
+    case bool(Bool)
+}
+
 /// The reader behind `JSONValue.parse`; nil from any method means invalid JSON.
-private struct JSONParser {
-    let bytes: [UInt8]
+struct JSONParser {
+    let bytes: UnsafeRawBufferPointer
     var position = 0
 
-    init(bytes: [UInt8]) { self.bytes = bytes }
+    init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    static func document(of bytes: UnsafeRawBufferPointer) -> JSONValue? {
+        var parser = JSONParser(bytes: bytes)
+        return parser.document()
+    }
 
     mutating func document() -> JSONValue? {
         guard let value = value(depth: 0) else { return nil }
@@ -36,9 +55,71 @@ private struct JSONParser {
         return position == bytes.count ? value : nil
     }
 
+    /// Reads a whole document that is one object of names without escapes and values that
+    /// are numbers, `true` or `false` (a load report's form), handing each name's bytes and
+    /// value to `field` in order, without building a `JSONValue` (a dictionary and a string
+    /// per name: most of a report's parsing time). False when the document is anything else
+    /// or `field` declines a name; the caller then parses it the general way, which reads any
+    /// JSON and finds the error in what this declined. Whatever both read, they read alike:
+    /// the same whitespace, the same `number()`, a repeated name handed over again (the last
+    /// counts, as in `object`).
+    mutating func flatObject(_ field: (UnsafeRawBufferPointer, JSONScalar) -> Bool) -> Bool {
+        skipWhitespace()
+        guard next(is: "{") else { return false }
+        skipWhitespace()
+        if next(is: "}") { return atEnd() }
+        while true {
+            skipWhitespace()
+            guard next(is: "\"") else { return false }
+            let start = position
+            while position < bytes.count, bytes[position] != UInt8(ascii: "\""), bytes[position] != UInt8(ascii: "\\"),
+                  bytes[position] >= 0x20 { position += 1 }
+            let name = UnsafeRawBufferPointer(rebasing: bytes[start..<position])
+            guard next(is: "\"") else { return false }
+            skipWhitespace()
+            guard next(is: ":") else { return false }
+            skipWhitespace()
+            guard position < bytes.count else { return false }
+            let value: JSONScalar
+            switch bytes[position] {
+            case UInt8(ascii: "t"):
+                guard literal("true", .bool(true)) != nil else { return false }
+                value = .bool(true)
+            case UInt8(ascii: "f"):
+                guard literal("false", .bool(false)) != nil else { return false }
+                value = .bool(false)
+            default:
+                guard let number = number() else { return false }
+                value = .number(number)
+            }
+            guard field(name, value) else { return false }
+            skipWhitespace()
+            if next(is: ",") { continue }
+            return next(is: "}") && atEnd()
+        }
+    }
+
+    /// Steps over `byte` if it is next.
+    private mutating func next(is byte: Unicode.Scalar) -> Bool {
+        guard position < bytes.count, bytes[position] == UInt8(ascii: byte) else { return false }
+        position += 1
+        return true
+    }
+
+    /// Only whitespace left.
+    private mutating func atEnd() -> Bool {
+        skipWhitespace()
+        return position == bytes.count
+    }
+
     /// RFC 8259 §2: space, tab, line feed, carriage return.
     mutating func skipWhitespace() {
-        while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0A, 0x0D: position += 1
+            default: return
+            }
+        }
     }
 
     mutating func literal(_ text: StaticString, _ value: JSONValue) -> JSONValue? {
@@ -220,8 +301,60 @@ private struct JSONParser {
             if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
             guard digits() > 0 else { return nil }
         }
+        let text = UnsafeRawBufferPointer(rebasing: bytes[start..<position])
         // Digits only, as checked: the conversion cannot fail, and a too-large exponent gives
         // infinity, which the report's checks refuse.
-        return Double(String(decoding: bytes[start..<position], as: UTF8.self))
+        return Self.shortDecimal(text) ?? Double(String(decoding: text, as: UTF8.self))
     }
+
+    /// A number of RFC 8259's form (already checked) with at most 15 significant digits and a
+    /// decimal exponent within ±22, converted exactly: its digits as an integer below 2^53 and
+    /// 10^|e| are both doubles exactly, so the one multiplication or division IEEE 754 rounds
+    /// correctly is the correctly rounded value, as `strtod` gives it (Clinger's fast path).
+    /// Nil for any other, which the standard library converts. A report's numbers are all of
+    /// this kind, and the general conversion was half of its parsing time.
+    static func shortDecimal(_ text: UnsafeRawBufferPointer) -> Double? {
+        var index = 0
+        let negative = text.first == UInt8(ascii: "-")
+        if negative { index += 1 }
+        var digits: UInt64 = 0
+        var significant = 0
+        var exponent = 0
+        var fraction = false
+        while index < text.count {
+            let byte = text[index]
+            if byte == UInt8(ascii: ".") {
+                fraction = true
+            } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                if digits > 0 || byte != UInt8(ascii: "0") { significant += 1 }
+                guard significant <= 15 else { return nil }
+                digits = digits * 10 + UInt64(byte - UInt8(ascii: "0"))
+                if fraction { exponent -= 1 }
+            } else {
+                break   // the exponent part
+            }
+            index += 1
+        }
+        if index < text.count {
+            index += 1   // e or E
+            var sign = 1
+            if text[index] == UInt8(ascii: "+") || text[index] == UInt8(ascii: "-") {
+                if text[index] == UInt8(ascii: "-") { sign = -1 }
+                index += 1
+            }
+            var written = 0
+            while index < text.count {
+                written = written * 10 + Int(text[index] - UInt8(ascii: "0"))
+                guard written <= 400 else { return nil }
+                index += 1
+            }
+            exponent += sign * written
+        }
+        guard exponent >= -22 && exponent <= 22 else { return nil }
+        let value = exponent < 0 ? Double(digits) / powersOfTen[-exponent] : Double(digits) * powersOfTen[exponent]
+        return negative ? -value : value
+    }
+
+    /// 10^0 … 10^22, each exact in a double.
+    private static let powersOfTen: [Double] = (0...22).map { power in (0..<power).reduce(1.0) { value, _ in value * 10 } }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A load report (`PUT /v1/sites/{site}/load`) read straight from a connection's bytes, for
 /// `ReportFastPath`.
 ///
@@ -183,5 +185,15 @@ struct ReportRequest: Equatable {
     /// the path, query and fragment delimiters and '%' (an encoded site is the router's).
     private static func isSiteByte(_ byte: UInt8) -> Bool {
         byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "?") && byte != UInt8(ascii: "#") && byte != UInt8(ascii: "%")
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// The same bytes as `other`, compared with `memcmp` (the generic `elementsEqual` stepped
+    /// through an iterator a byte at a time, for a value compared on every report).
+    func hasSameBytes(as other: [UInt8]) -> Bool {
+        guard count == other.count else { return false }
+        guard count > 0 else { return true }
+        return other.withUnsafeBytes { memcmp(baseAddress!, $0.baseAddress!, count) == 0 }
     }
 }

@@ -42,7 +42,15 @@ struct LoadReport: Equatable {
     ///
     /// `capacity`, `queue` and `healthy` may accompany any form.
     static func parse(_ body: [UInt8]) throws(ReportError) -> LoadReport {
-        try parse(JSONValue.parse(body))
+        try body.withUnsafeBytes { bytes in Result { () throws(ReportError) in try parse(bytes) } }.get()
+    }
+
+    /// `parse` of a body borrowed in place. A body of the usual flat form is read straight
+    /// into its fields (`ReportFields(flat:)`), which allocates nothing; any other is read as
+    /// JSON first. Both end in the same `validate`, so they accept and refuse alike.
+    static func parse(_ body: UnsafeRawBufferPointer) throws(ReportError) -> LoadReport {
+        if let fields = ReportFields(flat: body) { return try validate(fields, unknown: nil) }
+        return try parse(JSONValue.parse(body))
     }
 
     /// The reports of `PUT /v1/loads`: one JSON object whose names are site IDs and whose
@@ -66,36 +74,48 @@ struct LoadReport: Equatable {
         return parsed
     }
 
-    /// The fields a report may have: without `level`, then at levels 0, 1 and 2.
-    private static let allowedFields: [Set<String>] = {
-        let common: Set<String> = ["capacity", "queue", "healthy"]
-        return [common.union(["utilization", "service_ms"]), common.union(["level", "cpu_utilization", "compute_delay_ms"]),
-                common.union(["level", "compute", "network"]), common.union(["level", "score"])]
-    }()
-
     /// `parse` for a body already read as JSON.
     static func parse(_ value: JSONValue) throws(ReportError) -> LoadReport {
-        guard case .object(let fields) = value else { throw ReportError("body must be a JSON object") }
+        guard case .object(let object) = value else { throw ReportError("body must be a JSON object") }
+        var fields = ReportFields()
+        var unknown: String? = nil
+        for (name, value) in object {
+            guard let field = ReportFields.Name(name) else {
+                unknown = min(unknown ?? name, name)
+                continue
+            }
+            switch value {
+            case .number(let number): fields[field] = .number(number)
+            case .bool(let bool): fields[field] = .bool(bool)
+            default: fields[field] = .other
+            }
+        }
+        return try validate(fields, unknown: unknown)
+    }
+
+    /// The checks of every report, on its fields and the first of its names that no form has
+    /// (sorted order, so the reason does not depend on hashing).
+    static func validate(_ fields: ReportFields, unknown: String?) throws(ReportError) -> LoadReport {
         let level: Int?
-        switch fields["level"] {
+        switch fields[.level] {
         case nil: level = nil
-        case .number(let value) where [0, 1, 2].contains(value): level = Int(value)
+        case .number(let value) where value == 0 || value == 1 || value == 2: level = Int(value)
         default: throw ReportError("level must be 0, 1 or 2 (CATS metric levels)")
         }
-        let allowed = Self.allowedFields[level.map { $0 + 1 } ?? 0]
-        // The first unknown name in sorted order, so the reason does not depend on hashing;
-        // sorting only when there is one (this runs for every report).
-        if fields.keys.contains(where: { !allowed.contains($0) }),
-           let unknown = fields.keys.filter({ !allowed.contains($0) }).min() {
-            throw ReportError("unknown field \"\(unknown)\"")
+        // A field of another form counts as unknown in this one.
+        let allowed = ReportFields.allowed[level.map { $0 + 1 } ?? 0]
+        var refused = unknown
+        for field in ReportFields.Name.allCases where fields[field] != nil && allowed & field.bit == 0 {
+            refused = min(refused ?? field.json, field.json)
         }
+        if let refused { throw ReportError("unknown field \"\(refused)\"") }
 
-        func number(_ key: String, range: ClosedRange<Double>) throws(ReportError) -> Double? {
-            guard let value = fields[key] else { return nil }
-            guard case .number(let number) = value else { throw ReportError("\(key) must be a number") }
-            guard number.isFinite else { throw ReportError("\(key) must be finite") }
+        func number(_ field: ReportFields.Name, range: ClosedRange<Double>) throws(ReportError) -> Double? {
+            guard let value = fields[field] else { return nil }
+            guard case .number(let number) = value else { throw ReportError("\(field.json) must be a number") }
+            guard number.isFinite else { throw ReportError("\(field.json) must be finite") }
             guard range.contains(number) else {
-                throw ReportError("\(key) must be between \(range.lowerBound) and \(range.upperBound)")
+                throw ReportError("\(field.json) must be between \(range.lowerBound) and \(range.upperBound)")
             }
             return number
         }
@@ -103,31 +123,31 @@ struct LoadReport: Equatable {
         var report = LoadReport(utilization: 0, healthy: true)
         switch level {
         case nil:
-            guard let utilization = try number("utilization", range: 0...maxUtilization) else {
+            guard let utilization = try number(.utilization, range: 0...maxUtilization) else {
                 throw ReportError("utilization is required")
             }
             report.utilization = utilization
-            report.serviceMs = try number("service_ms", range: 0...600_000)
+            report.serviceMs = try number(.serviceMs, range: 0...600_000)
         case 0:
-            guard let utilization = try number("cpu_utilization", range: 0...maxUtilization) else {
+            guard let utilization = try number(.cpuUtilization, range: 0...maxUtilization) else {
                 throw ReportError("cpu_utilization is required at level 0")
             }
             report.utilization = utilization
-            report.computeDelayMs = try number("compute_delay_ms", range: 0...600_000)
+            report.computeDelayMs = try number(.computeDelayMs, range: 0...600_000)
         case 1:
-            guard let compute = try number("compute", range: 0...1) else { throw ReportError("compute is required at level 1") }
-            _ = try number("network", range: 0...1)
+            guard let compute = try number(.compute, range: 0...1) else { throw ReportError("compute is required at level 1") }
+            _ = try number(.network, range: 0...1)
             report.utilization = compute
         default:
-            guard let score = try number("score", range: 0...1) else { throw ReportError("score is required at level 2") }
+            guard let score = try number(.score, range: 0...1) else { throw ReportError("score is required at level 2") }
             report.utilization = score
         }
-        report.capacity = try number("capacity", range: 0.001...1e9)
-        if let queue = try number("queue", range: 0...1e9) {
+        report.capacity = try number(.capacity, range: 0.001...1e9)
+        if let queue = try number(.queue, range: 0...1e9) {
             guard queue == queue.rounded() else { throw ReportError("queue must be a whole number") }
             report.queue = Int(queue)
         }
-        switch fields["healthy"] {
+        switch fields[.healthy] {
         case nil: break
         case .bool(let healthy): report.healthy = healthy
         default: throw ReportError("healthy must be true or false")
@@ -143,6 +163,75 @@ struct LoadReport: Equatable {
         } ?? self.serviceMs
         return SiteLoad(utilization: utilization, capacity: capacity, serviceMs: serviceMs, queue: queue,
                         healthy: healthy, reportedAt: now)
+    }
+}
+
+/// The fields a load report may have, each in a place of its own: what `LoadReport.validate`
+/// checks, filled from a general JSON object or straight from the bytes of a flat one.
+struct ReportFields {
+    enum Name: Int, CaseIterable {
+        case level, utilization, serviceMs, cpuUtilization, computeDelayMs, compute, network, score, capacity, queue, healthy
+
+        /// The name in a report's JSON.
+        var json: String { Self.names[rawValue] }
+        var bit: UInt16 { 1 << UInt16(rawValue) }
+
+        private static let names = ["level", "utilization", "service_ms", "cpu_utilization", "compute_delay_ms", "compute",
+                                    "network", "score", "capacity", "queue", "healthy"]
+        private static let bytes = names.map { Array($0.utf8) }
+
+        init?(_ json: String) {
+            guard let index = Self.names.firstIndex(of: json) else { return nil }
+            self.init(rawValue: index)
+        }
+
+        init?(_ json: UnsafeRawBufferPointer) {
+            guard let index = Self.bytes.firstIndex(where: { json.hasSameBytes(as: $0) }) else { return nil }
+            self.init(rawValue: index)
+        }
+    }
+
+    /// A field's value as the checks tell them apart: anything but a number or a boolean is
+    /// `other` (each check refuses it by its own reason).
+    enum Value: Equatable {
+        case number(Double)
+        case bool(Bool)
+        case other
+    }
+
+    /// The fields each form allows, as bits of `Name`: without `level`, then at levels 0, 1, 2.
+    static let allowed: [UInt16] = {
+        let common = Name.capacity.bit | Name.queue.bit | Name.healthy.bit
+        return [common | Name.utilization.bit | Name.serviceMs.bit,
+                common | Name.level.bit | Name.cpuUtilization.bit | Name.computeDelayMs.bit,
+                common | Name.level.bit | Name.compute.bit | Name.network.bit,
+                common | Name.level.bit | Name.score.bit]
+    }()
+
+    private var values = InlineArray<11, Value?>(repeating: nil)
+
+    subscript(name: Name) -> Value? {
+        get { values[name.rawValue] }
+        set { values[name.rawValue] = newValue }
+    }
+
+    init() {}
+
+    /// The fields of a body that is one flat object of known names with number or boolean
+    /// values (`JSONParser.flatObject`); nil for any other body, which is then read as JSON.
+    init?(flat body: UnsafeRawBufferPointer) {
+        var parser = JSONParser(bytes: body)
+        var fields = ReportFields()
+        let read = parser.flatObject { name, value in
+            guard let field = Name(name) else { return false }
+            switch value {
+            case .number(let number): fields[field] = .number(number)
+            case .bool(let bool): fields[field] = .bool(bool)
+            }
+            return true
+        }
+        guard read else { return nil }
+        self = fields
     }
 }
 

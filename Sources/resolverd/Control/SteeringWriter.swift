@@ -31,6 +31,8 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
     /// One wake-up for `run` however many submits came since it last looked.
     private let wakes: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
+    /// A wake-up was yielded and `run` has not taken it yet.
+    private let woken = Atomic<Bool>(false)
 
     init(store: StateStore, interval: Duration = .milliseconds(20)) {
         self.store = store
@@ -59,10 +61,13 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
         enqueue { $0.checks[site] = passing }
     }
 
-    /// Queues `change` and wakes `run`.
+    /// Queues `change` and wakes `run`, unless a wake-up is already on its way: `run` clears
+    /// `woken` before it takes what is queued, so a change that finds it set is taken by the
+    /// flush that wake-up leads to. Thousands of reports a second then yield to the stream (a
+    /// lock and a task's resumption) once per `interval`, not once each.
     private func enqueue(_ change: (inout Pending) -> Void) {
         pending.withLock { change(&$0) }
-        wake.yield()
+        if !woken.exchange(true, ordering: .acquiringAndReleasing) { wake.yield() }
     }
 
     /// Applies what is queued as soon as it is, then waits `interval` before the next swap, so
@@ -70,6 +75,7 @@ final class SteeringWriter: ServiceLifecycle.Service, Sendable {
     func run() async throws {
         for await _ in wakes.cancelOnGracefulShutdown() {
             wakeUps.wrappingAdd(1, ordering: .relaxed)
+            woken.store(false, ordering: .sequentiallyConsistent)
             flush()
             await pause(interval)
         }
