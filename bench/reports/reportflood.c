@@ -22,6 +22,11 @@
  *             RATE stays reports per second (RATE / N requests a second); `rate` in the output
  *             is then reports answered per second, `requests` the requests sent (default 0:
  *             one report per `PUT /v1/sites/{site}/load`)
+ *   -W SECS   each site's utilisation follows a wave of this period: 0.45 + 0.40 sin(2 pi (t / SECS
+ *             + i / n)) for the i-th of n sites at wall-clock time t, so that two runs (a slow one
+ *             and a fast one, one after the other) report the same loads at the same moments, as
+ *             a fleet's agents would; 0 (default): a sweep 0.05 .. 0.85 over the requests sent,
+ *             which moves every site's load by up to 0.8 between two reports
  *   -q        no progress lines on stderr
  *
  * Output: one key=value summary line on stdout, e.g.
@@ -38,6 +43,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -74,6 +80,17 @@ static size_t g_nsites;
 static double g_rate = 10000, g_duration = 10, g_drain = 2;
 static int g_nconn = 16, g_depth = 4, g_quiet = 0, g_batch = 0;
 static double g_req_rate;  /* requests per second: g_rate, or g_rate / g_batch */
+static double g_wave = 0;  /* -W: the period of each site's utilisation wave, 0 for the sweep */
+
+/* The utilisation reported for site `i` by report number `r` (-W). */
+static double utilisation(unsigned long long r, size_t i) {
+    if (g_wave <= 0) return 0.05 + (double)(r % 81) / 100.0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double t = (double)now.tv_sec + now.tv_nsec / 1e9;
+    double phase = fmod(t / g_wave, 1.0) + (double)i / (double)g_nsites;
+    return 0.45 + 0.40 * sin(2 * M_PI * phase);
+}
 
 static struct sockaddr_storage g_sa;
 static socklen_t g_salen;
@@ -276,12 +293,12 @@ static void send_report(struct conn *c, unsigned long long k, double t) {
     }
     int bl = 0, rl;
     if (g_batch) {
-        /* sites k*N .. k*N+N-1 (cycling), utilisation 0.05 .. 0.85, healthy */
+        /* sites k*N .. k*N+N-1 (cycling), utilisation 0.05 .. 0.85 (utilisation()), healthy */
         body[bl++] = '{';
         for (int i = 0; i < g_batch; i++) {
             unsigned long long r = k * (unsigned long long)g_batch + (unsigned long long)i;
             bl += snprintf(body + bl, cap - (size_t)bl, "%s\"%s\":{\"utilization\":%.2f,\"healthy\":true}",
-                           i ? "," : "", g_sites[r % g_nsites], 0.05 + (double)(r % 81) / 100.0);
+                           i ? "," : "", g_sites[r % g_nsites], utilisation(r, r % g_nsites));
         }
         body[bl++] = '}';
         body[bl] = 0;
@@ -292,7 +309,7 @@ static void send_report(struct conn *c, unsigned long long k, double t) {
     } else {
         const char *site = g_sites[k % g_nsites];
         /* utilisation 0.05 .. 0.85, healthy: a valid report that does not exclude the site */
-        bl = snprintf(body, cap, "{\"utilization\":%.2f,\"healthy\":true}", 0.05 + (double)(k % 81) / 100.0);
+        bl = snprintf(body, cap, "{\"utilization\":%.2f,\"healthy\":true}", utilisation(k, k % g_nsites));
         rl = snprintf(req, cap + 4096 + 512,
                       "PUT /v1/sites/%s/load HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
                       "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
@@ -320,7 +337,7 @@ static void on_signal(int sig) { (void)sig; g_stop = 1; }
 int main(int argc, char **argv) {
     int opt;
     const char *token_file = NULL;
-    while ((opt = getopt(argc, argv, "s:p:t:T:S:f:r:d:w:c:P:B:qh")) != -1) {
+    while ((opt = getopt(argc, argv, "s:p:t:T:S:f:r:d:w:c:P:B:W:qh")) != -1) {
         switch (opt) {
         case 's': g_addr = optarg; break;
         case 'p': g_port = atoi(optarg); break;
@@ -339,6 +356,7 @@ int main(int argc, char **argv) {
         case 'c': g_nconn = atoi(optarg); break;
         case 'P': g_depth = atoi(optarg); break;
         case 'B': g_batch = atoi(optarg); break;
+        case 'W': g_wave = atof(optarg); break;
         case 'q': g_quiet = 1; break;
         default: usage();
         }

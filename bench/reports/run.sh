@@ -2,14 +2,18 @@
 # bench/reports/run.sh — DNS queries/s while load reports pour in (issue 7, "Serving speed").
 #
 # Starts resolverd pinned to core SERVER_CPU, then alternates, ROUNDS times:
-#   baseline: bench/loadgen.c alone for DURATION s: service names with ECS from many /24s,
+#   baseline: bench/loadgen.c for DURATION s: service names with ECS from many /24s,
 #             MIX=warm (default): a file of many (service, prefix) pairs, cycled after a WARMUP s
 #             pass so that every client has its binding and asks again only after all others
 #             (as resolvers do once per TTL); MIX=hot: a few thousand pairs cycled (each client
-#             again within a second, so the server can reuse its decisions);
+#             again within a second, so the server can reuse its decisions), while every site
+#             reports its load at a fleet's usual pace (BASE_RATE: each site every 0.1 s in
+#             the small case, every 5 s in the scale case);
 #   flood:    the same, while bench/reports/reportflood.c sends RATE (default 10 000) paced
 #             `PUT /v1/sites/{site}/load` reports a second over keep-alive HTTP/1.1 connections,
 #             cycling over every site, with a token that may report for any site (admin).
+# In both, each site's reported load follows the same wave in time (reportflood -W WAVE), so
+# the two runs steer with the same loads and differ only in how many reports carry them.
 # Both load tools run on core CLIENT_CPU. Prints the QPS loss in percent (target < MAX_LOSS_PCT,
 # default 10) and whether every report was accepted (all 204, none unanswered, rate held).
 #
@@ -20,6 +24,10 @@
 #   RESOLVERD_BIN=/tmp/resolverd-scale DURATION=10 ROUNDS=3 MIX=warm|hot
 #   WARMUP=8 (30 for CASE=scale MIX=warm) RATE=10000 CONNS=16 DEPTH=4
 #   BATCH=0 (N > 0: N sites' reports per request, through PUT /v1/loads; RATE stays reports/s)
+#   WAVE=20 (the period in s of each site's load wave; 0: the sweep 0.05 .. 0.85 per report)
+#   BASE_RATE=auto BASE_BATCH=auto (the baseline's reports/s and reports per request; auto:
+#   max(30, sites / 5) a second, one per request up to 100 sites, else in requests of up to
+#   1000; BASE_RATE=0: no reports at all in the baseline)
 #   OUTSTANDING=200 SERVER_CPU=0 CLIENT_CPU=1 MAX_LOSS_PCT=10 GEN_ARGS="..." (CASE=scale)
 #   TOKEN=example-admin-token (CASE=small; admin in tokens.yaml, stored there as its sha256)
 #   QUERIES=FILE (a loadgen query file instead of the generated service-name mix)
@@ -52,6 +60,9 @@ MAX_LOSS_PCT=${MAX_LOSS_PCT:-10}
 OUT_DIR=${OUT_DIR:-$ROOT/bench/reports/out}
 GEN_ARGS=${GEN_ARGS:-}
 MIX=${MIX:-warm}
+WAVE=${WAVE:-20}
+BASE_RATE=${BASE_RATE:-auto}
+BASE_BATCH=${BASE_BATCH:-auto}
 HTTP_NICE=${HTTP_NICE:-}      # http.nice for the run (empty: the configuration's default)
 COALESCE_MS=${COALESCE_MS:-}  # http.coalesce-ms for the run (empty: the default)
 [[ $MIX == warm || $MIX == hot ]] || { echo "MIX must be warm or hot" >&2; exit 1; }
@@ -78,7 +89,7 @@ mkdir -p "$OUT_DIR/raw"
 rm -f "$OUT_DIR"/raw/*
 setup_pinning
 build_loadgen
-cc -O2 -Wall -o "$TMP/reportflood" "$ROOT/bench/reports/reportflood.c" 2>"$TMP/rf.build" \
+cc -O2 -Wall -o "$TMP/reportflood" "$ROOT/bench/reports/reportflood.c" -lm 2>"$TMP/rf.build" \
     || { cat "$TMP/rf.build" >&2; die "bench/reports/reportflood.c does not compile"; }
 
 take_port DNS_PORT; take_port HTTP_PORT
@@ -115,6 +126,15 @@ grep -q 'udp-threads' "$CONFIG" || sed -i '/^dns:/a\  udp-threads: 1' "$CONFIG"
 [[ -n $COALESCE_MS ]] && sed -i "/^http:/a\\  coalesce-ms: $COALESCE_MS" "$CONFIG"
 NSITES=$(wc -l < "$TMP/sites.txt")
 (( NSITES > 0 )) || die "no site IDs found in the configuration"
+[[ $BASE_RATE == auto ]] && BASE_RATE=$(( NSITES / 5 > 30 ? NSITES / 5 : 30 ))
+[[ $BASE_BATCH == auto ]] && BASE_BATCH=$(( NSITES <= 100 ? 0 : (NSITES < 1000 ? NSITES : 1000) ))
+for v in BASE_RATE BASE_BATCH; do [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number or auto (got '${!v}')"; done
+[[ $WAVE =~ ^[0-9]+([.][0-9]+)?$ ]] || die "WAVE must be a number of seconds (got '$WAVE')"
+if (( BASE_RATE == 0 )); then
+    BASE_HOW="no reports"
+else
+    BASE_HOW="$BASE_RATE reports/s $( (( BASE_BATCH > 0 )) && echo "in requests of $BASE_BATCH" || echo "one per request")"
+fi
 [[ -r $QFILE ]] || die "query file $QFILE not readable"
 
 # ---------------------------------------------------------------- start
@@ -141,7 +161,7 @@ done
 probe_rate=$(( NSITES < 1000 ? 200 : 1000 ))
 probe_secs=$(awk -v n="$NSITES" -v r="$probe_rate" 'BEGIN { s = n / r; if (s < 1) s = 1; if (s > 30) s = 30; printf "%.1f", s + 0.05 }')
 "${PIN_CLIENT[@]}" "$TMP/reportflood" -q -p "$HTTP_PORT" -t "$TOKEN" -f "$TMP/sites.txt" -r "$probe_rate" -d "$probe_secs" \
-    -c 4 -P 1 > "$OUT_DIR/raw/probe.txt" 2>&1 || { cat "$OUT_DIR/raw/probe.txt" >&2; die "reportflood could not run against 127.0.0.1:$HTTP_PORT"; }
+    -c 4 -P 1 -W "$WAVE" > "$OUT_DIR/raw/probe.txt" 2>&1 || { cat "$OUT_DIR/raw/probe.txt" >&2; die "reportflood could not run against 127.0.0.1:$HTTP_PORT"; }
 probe=$(tail -1 "$OUT_DIR/raw/probe.txt")
 kvof() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 [[ $(kvof "$probe" sent) == "$(kvof "$probe" status_204)" && $(kvof "$probe" sent) -gt 0 ]] \
@@ -150,24 +170,49 @@ log "token accepted for every site probed (204 × $(kvof "$probe" status_204))"
 # shellcheck disable=SC2207
 HTTP_THREADS=($(thread_dirs resolverd-http)); UDP_THREADS=($(thread_dirs resolverd-udp))
 
+# reports KIND RATE BATCH SECS CONNS DEPTH: starts reportflood in the background (REPORTS_PID,
+# output in raw/KIND.txt) with the run's wave; no-op at rate 0. reports_done checks it.
+REPORTS_PID=""
+reports() {
+    REPORTS_PID=""
+    (( $2 > 0 )) || return 0
+    "${PIN_CLIENT[@]}" "$TMP/reportflood" -q -p "$HTTP_PORT" -t "$TOKEN" -f "$TMP/sites.txt" -r "$2" -B "$3" -d "$4" \
+        -c "$5" -P "$6" -W "$WAVE" > "$OUT_DIR/raw/$1.txt" 2>&1 {LOCK_FD}>&- &
+    REPORTS_PID=$!
+    STARTED+=("$REPORTS_PID")
+}
+reports_done() {            # $1 KIND, $2 PID (empty: none ran)
+    [[ -n $2 ]] || return 0
+    local rc=0 keep=() s
+    wait "$2" || rc=$?
+    for s in "${STARTED[@]}"; do [[ $s == "$2" ]] || keep+=("$s"); done
+    STARTED=("${keep[@]}")
+    (( rc == 0 )) || { cat "$OUT_DIR/raw/$1.txt" >&2; die "reportflood ($1) failed (rc $rc)"; }
+}
+# The baseline's reports, at the fleet's pace: 2 connections, one request in flight each.
+base_reports() { reports "$1" "$BASE_RATE" "$BASE_BATCH" "$2" 2 1; }
+
 # Warm-up: one pass over the query mix makes every client's binding, so each timed run then
 # measures the same steady state (bindings kept) with and without the flood.
+base_reports base-warmup "$((WARMUP + 1))"; wpid=$REPORTS_PID
 run_load "$DNS_PORT" "$QFILE" "$WARMUP" "$OUT_DIR/raw/dns-warmup.txt"
-log "warm-up: $LOAD_QPS qps over ${WARMUP}s"
+reports_done base-warmup "$wpid"
+log "warm-up: $LOAD_QPS qps over ${WARMUP}s (with $BASE_HOW)"
 
 # ---------------------------------------------------------------- rounds
 RESULTS=$TMP/results.txt; : > "$RESULTS"   # "kind round qps server_cpu loadgen_cpu http_thread_cpu udp_worker_cpu steal"
 DISTURBED=$TMP/disturbed.txt; : > "$DISTURBED"   # the same, for tries repeated because of steal
 run_round() {               # $1 baseline|flood, $2 round
-    local kind=$1 r=$2 t0 t1 s0 s1 cpu fpid="" frc=0 lgcpu
+    local kind=$1 r=$2 t0 t1 s0 s1 cpu fpid="" lgcpu
+    # The reports start half a second early and end half a second late: they cover the whole
+    # DNS run. The flood's at RATE, the baseline's at the fleet's pace.
     if [[ $kind == flood ]]; then
-        # Starts half a second early and ends half a second late: the whole DNS run is flooded.
-        "${PIN_CLIENT[@]}" "$TMP/reportflood" -q -p "$HTTP_PORT" -t "$TOKEN" -f "$TMP/sites.txt" -r "$RATE" \
-            -d "$((DURATION + 1))" -c "$CONNS" -P "$DEPTH" -B "$BATCH" > "$OUT_DIR/raw/flood-$r.txt" 2>&1 {LOCK_FD}>&- &
-        fpid=$!
-        STARTED+=("$fpid")
-        sleep 0.5
+        reports "flood-$r" "$RATE" "$BATCH" "$((DURATION + 1))" "$CONNS" "$DEPTH"
+    else
+        base_reports "base-$r" "$((DURATION + 1))"
     fi
+    fpid=$REPORTS_PID
+    [[ -n $fpid ]] && sleep 0.5
     local h0 h1 u0 u1 http udp st0 st1 steal
     t0=$(cpu_ticks "$SERVER_PID"); s0=$(date +%s.%N); st0=$(steal_ticks "$SERVER_CPU" "$CLIENT_CPU")
     h0=$(thread_ticks "${HTTP_THREADS[@]}"); u0=$(thread_ticks "${UDP_THREADS[@]}")
@@ -175,13 +220,7 @@ run_round() {               # $1 baseline|flood, $2 round
     t1=$(cpu_ticks "$SERVER_PID"); s1=$(date +%s.%N); st1=$(steal_ticks "$SERVER_CPU" "$CLIENT_CPU")
     h1=$(thread_ticks "${HTTP_THREADS[@]}"); u1=$(thread_ticks "${UDP_THREADS[@]}")
     steal=$(steal_pct "$st0" "$st1")
-    if [[ -n $fpid ]]; then
-        wait "$fpid" || frc=$?
-        local keep=() s
-        for s in "${STARTED[@]}"; do [[ $s == "$fpid" ]] || keep+=("$s"); done
-        STARTED=("${keep[@]}")
-        (( frc == 0 )) || { cat "$OUT_DIR/raw/flood-$r.txt" >&2; die "reportflood failed in round $r (rc $frc)"; }
-    fi
+    reports_done "$([[ $kind == flood ]] && echo "flood-$r" || echo "base-$r")" "$fpid"
     alive "$SERVER_PID" || die "resolverd died during the $kind run of round $r"
     cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v x="$s0" -v y="$s1" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / (y - x) }')
     http=$(awk -v a="$h0" -v b="$h1" -v hz="$CLK_TCK" -v x="$s0" -v y="$s1" 'BEGIN { printf "%.1f", 100 * (b - a) / hz / (y - x) }')
@@ -191,11 +230,11 @@ run_round() {               # $1 baseline|flood, $2 round
     lgcpu=$(kvof "$LOAD_LINE" cpu_pct)
     echo "$kind $r $LOAD_QPS $cpu ${lgcpu:-?} $http $udp $steal" >> "$RESULTS"
     local extra=""
-    [[ -n $fpid ]] && extra="  reports: $(tail -1 "$OUT_DIR/raw/flood-$r.txt")"
+    [[ $kind == flood ]] && extra="  reports: $(tail -1 "$OUT_DIR/raw/flood-$r.txt")"
     log "$(printf 'round %d/%d %-8s: %8s qps (server core %s%%: HTTP thread %s%%, UDP worker %s%%; loadgen core %s%%, lost %s; steal %s%%)%s' \
         "$r" "$ROUNDS" "$kind" "$LOAD_QPS" "$cpu" "$http" "$udp" "${lgcpu:-?}" "${LOAD_LOST:-?}" "$steal" "$extra")"
 }
-log "$ROUNDS round(s): ${DURATION}s loadgen alone, then ${DURATION}s with $RATE reports/s $HOW ($CONNS connections × $DEPTH in flight); load tools on core $CLIENT_CPU"
+log "$ROUNDS round(s): ${DURATION}s with $BASE_HOW, then ${DURATION}s with $RATE reports/s $HOW ($CONNS connections × $DEPTH in flight); load tools on core $CLIENT_CPU; each site's load a ${WAVE}s wave"
 # A round (its baseline and its flood run) in which either run had more than MAX_STEAL_PCT %
 # steal on either core is repeated, after STEAL_WAIT s, up to STEAL_RETRIES times; the last
 # try is kept, and the loss is then taken over the rounds without such steal when there are any.
@@ -256,10 +295,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
     others="$others $(tr ' ' '\n' <<<"$line" | { grep '^status_' || true; } | { grep -v '^status_204=' || true; } | tr '\n' ' ')"
 done
 ok=${ok:-0}
+# The baseline's reports must all have been accepted too: they carry the loads it steers with.
+base_sent=0 base_ok=0
+for f in "$OUT_DIR"/raw/base-*.txt; do
+    [[ -f $f ]] || continue
+    line=$(tail -1 "$f")
+    base_sent=$((base_sent + $(kvof "$line" sent))); s204=$(kvof "$line" status_204)
+    base_ok=$((base_ok + ${s204:-0} * (BASE_BATCH > 0 ? BASE_BATCH : 1)))
+done
 min_rate=$(tr ', ' '\n\n' <<<"$rates" | grep . | sort -g | head -1)
 RATE_HELD=$(awk -v m="$min_rate" -v t="$RATE" 'BEGIN { print ((m >= 0.99 * t) ? "yes" : "no") }')
 ACCEPTED=no ALL_OK=no
-[[ $sent -gt 0 && $ok -eq $sent && $unanswered -eq 0 && $errors -eq 0 ]] && ACCEPTED=yes
+[[ $sent -gt 0 && $ok -eq $sent && $unanswered -eq 0 && $errors -eq 0 && $base_ok -eq $base_sent ]] && ACCEPTED=yes
 [[ $ACCEPTED == yes && $RATE_HELD == yes ]] && ALL_OK=yes
 LOSS_OK=$(awk -v l="$LOSS" -v m="$MAX_LOSS_PCT" 'BEGIN { print ((l < m) ? "yes" : "no") }')
 
@@ -268,10 +315,11 @@ LOSS_OK=$(awk -v l="$LOSS" -v m="$MAX_LOSS_PCT" 'BEGIN { print ((l < m) ? "yes" 
     echo
     echo "Case: $CASE ($NSITES sites, config \`$(basename "$CONFIG")\`); query mix $MIX: $(basename "$QFILE") ($(wc -l < "$QFILE") (service, prefix) pairs, loadgen -o $OUTSTANDING, after a ${WARMUP}s warm-up);"
     echo "resolverd on core $SERVER_CPU; loadgen and reportflood on core $CLIENT_CPU; $ROUNDS round(s) × ${DURATION}s, alternating; medians."
+    echo "The baseline runs with $BASE_HOW; in both runs each site's reported load follows one $( [[ $WAVE == 0 ]] && echo "sweep of 0.05 .. 0.85 per report (WAVE=0)" || echo "${WAVE}s wave in time (0.05 .. 0.85)")."
     echo
     echo "| run | median QPS | server core busy | of it the HTTP thread | of it the UDP worker | loadgen core busy | QPS per run |"
     echo "|---|---:|---:|---:|---:|---:|---|"
-    echo "| loadgen alone | $BASE | $(median baseline 4)% | $(median baseline 6)% | $(median baseline 7)% | $(median baseline 5)% | $(per_run baseline) |"
+    echo "| baseline, $BASE_HOW | $BASE | $(median baseline 4)% | $(median baseline 6)% | $(median baseline 7)% | $(median baseline 5)% | $(per_run baseline) |"
     echo "| with $RATE reports/s | $FLOOD | $(median flood 4)% | $HTTP_SHARE% | $(median flood 7)% | $(median flood 5)% | $(per_run flood) |"
     echo
     echo "**QPS loss: ${LOSS}%** (target < ${MAX_LOSS_PCT}%: $LOSS_OK); each round against its own baseline: $PAIRED(median ${PAIRED_MEDIAN}%)."
@@ -286,7 +334,7 @@ LOSS_OK=$(awk -v l="$LOSS" -v m="$MAX_LOSS_PCT" 'BEGIN { print ((l < m) ? "yes" 
     echo
     echo "The HTTP API's thread took **${HTTP_US} µs of the core per report** (${HTTP_SHARE}% of it at $RATE reports/s)."
     echo
-    echo "Reports: sent $sent, answered $answered, 204 $ok, unanswered $unanswered, connection errors $errors${others// /}; achieved rate per round $rates /s of $RATE/s offered (held ≥ 99%: $RATE_HELD); latency p50 $p50s ms, p99 $p99s ms."
+    echo "Baseline reports: sent $base_sent, 204 $base_ok. Flood reports: sent $sent, answered $answered, 204 $ok, unanswered $unanswered, connection errors $errors${others// /}; achieved rate per round $rates /s of $RATE/s offered (held ≥ 99%: $RATE_HELD); latency p50 $p50s ms, p99 $p99s ms."
     echo
     echo "**Every report sent was accepted (204): $ACCEPTED. The offered rate was held: $RATE_HELD. Verdict (both): $ALL_OK**"
     [[ -n $METRICS ]] && { echo; echo "Server counters: \`$METRICS\`"; }

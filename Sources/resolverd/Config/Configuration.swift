@@ -57,7 +57,7 @@ struct Configuration: Sendable {
     var httpListen: ListenAddress? = nil
     /// `http.coalesce-ms`: while requests keep coming on more than one connection, the API
     /// reads at most once per this many milliseconds (`ControlLoopPacer`); 0 reads at once.
-    var httpCoalesceMs = 2.0
+    var httpCoalesceMs = 4.0
     /// `http.nice`: the nice value of the API's thread (0 … 19). Above the DNS workers' 0, so
     /// that on a busy core the control plane cannot take the CPU that answering needs.
     var httpNice = 10
