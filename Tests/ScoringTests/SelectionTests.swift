@@ -380,3 +380,31 @@ enum Topology {
     snapshot.directed[5] = 30
     check("directed load")
 }
+
+/// A snapshot's loads change in place, one site at a time, and each change is a new
+/// revision: a writer applies a batch of reports to a snapshot of thousands of sites by
+/// changing their elements, which must not copy the whole array each time (the same buffer
+/// before and after, once the snapshot holds it alone).
+@Test func loadsChangeInPlaceAndEachChangeIsANewRevision() {
+    let sites = (0..<1_000).map { Site(id: "s\($0)", addresses: [.v4(UInt32($0 + 1))], capacity: 100) }
+    var snapshot = SteeringSnapshot(sites: sites, services: [])
+    let shared = snapshot   // another holder: the first change copies once
+    snapshot.loads[0] = SiteLoad(utilization: 0.1, reportedAt: 0)
+    let buffer = snapshot.loads.withUnsafeBufferPointer { $0.baseAddress }
+    var revision = snapshot.revision
+    // Checked after every change: a copy each time frees the buffer before and may well get
+    // it back from malloc at the next, so only the end would often look the same.
+    var moved = 0
+    for site in 1..<1_000 {
+        snapshot.loads[site] = SiteLoad(utilization: 0.2, reportedAt: Double(site))
+        if snapshot.loads.withUnsafeBufferPointer({ $0.baseAddress }) != buffer { moved += 1 }
+        #expect(snapshot.revision != revision, "site \(site)")
+        revision = snapshot.revision
+        snapshot.loads[site].queue = site
+    }
+    #expect(moved == 0, "changed in place, not copied (\(moved) of 999 changes moved the array)")
+    #expect(snapshot.loads[999].reportedAt == 999 && snapshot.loads[999].queue == 999)
+    #expect(shared.loads[999].reportedAt == nil, "the other holder keeps its loads")
+    snapshot.loads = shared.loads
+    #expect(snapshot.revision != revision && snapshot.loads[999].reportedAt == nil)
+}
