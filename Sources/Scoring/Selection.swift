@@ -207,9 +207,6 @@ struct SiteDelay: Sendable {
     var utilization: Double = 0
     var delay: Double = 0
     var riskCounted = false
-    /// Services of fewer sites are modelled afresh: the lookup would save them little, and a
-    /// responder that only answers them (a TCP connection's) keeps no table of every site.
-    static let keptFrom = 64
 }
 
 /// The answer for one client: which sites, for how long, and for which clients it holds.
@@ -231,10 +228,20 @@ public struct Decision: Sendable {
 public struct DecisionStorage: Sendable {
     var candidates: [Candidate] = []
     var sites: [Int] = []
-    /// By site index, once a service of `SiteDelay.keptFrom` sites or more was decided.
+    /// By site index, once a service of `keptFrom` sites or more was decided.
     var delays: [SiteDelay] = []
+    /// The fewest sites of a service whose compute delays are kept (`SiteDelay`).
+    let keptFrom: Int
+    /// By default, services of fewer sites are modelled afresh: a storage that decides now
+    /// and then (a TCP connection's) keeps no table of every site for them. One that decides
+    /// thousands of times a second (a UDP worker's, `keepingDelaysFrom: 1`) keeps them for
+    /// every service: with reports, each of a small service's sites cost a `pow` and an `erfc`
+    /// per decision, a few per cent of a worker's time in the reports benchmark.
+    public static let largeService = 64
 
-    public init() {}
+    public init(keepingDelaysFrom keptFrom: Int = largeService) {
+        self.keptFrom = max(1, keptFrom)
+    }
 
     /// Takes the arrays of `decision`, the caller's last use of it.
     public mutating func reclaim(_ decision: Decision) {
@@ -280,7 +287,7 @@ public enum Selector {
     /// site) is copied per decision.
     public static func select(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                               sequence: UInt64 = 0, moved: [Double]? = nil, storage: inout DecisionStorage) -> Decision {
-        if service.sites.count >= SiteDelay.keptFrom && storage.delays.count != snapshot.sites.count {
+        if service.sites.count >= storage.keptFrom && storage.delays.count != snapshot.sites.count {
             storage.delays = Array(repeating: SiteDelay(), count: snapshot.sites.count)
         }
         let taken = storage.takeCandidates()

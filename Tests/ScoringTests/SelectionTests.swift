@@ -346,24 +346,27 @@ enum Topology {
     }
 }
 
-/// A large service's decisions in one storage take each site's compute delay from the one
+/// A large service's decisions in one storage (and a small one's in a storage that keeps every
+/// service's, as a UDP worker's does) take each site's compute delay from the one
 /// worked out before when the snapshot revision and the site's utilisation are the same, and
 /// work it out again when either changed: the same candidates as deciding afresh, again and
 /// again, after a report that changes a site's service time but not its utilisation, after
 /// new parameters, and after load moved to a site (its utilisation, same revision).
-@Test func keptComputeDelaysFollowTheSnapshot() {
-    let count = 100
+@Test(arguments: [(100, DecisionStorage.largeService), (3, 1)])
+func keptComputeDelaysFollowTheSnapshot(count: Int, keptFrom: Int) {
     let sites = (0..<count).map { Site(id: "s\($0)", addresses: [.v4(UInt32($0 + 1))], capacity: 100 + Double($0)) }
     var map = LatencyMap()
     for site in 0..<count { map.setRTT(Double(10 + site % 7), prefix: IPPrefix("0.0.0.0/0")!, site: site) }
     let service = Service(name: "big.", sites: Array(0..<count))
     let loads = (0..<count).map { SiteLoad(utilization: 0.5 + Double($0 % 10) / 25, serviceMs: 10, reportedAt: 0) }
     var snapshot = SteeringSnapshot(sites: sites, services: [service], loads: loads, latency: map)
-    var storage = DecisionStorage()
+    // A UDP worker's storage keeps a small service's delays too (`keepingDelaysFrom: 1`).
+    var storage = DecisionStorage(keepingDelaysFrom: keptFrom)
     let client = Client(address: IPAddress("203.0.113.7")!, prefixLength: 24)
     func check(_ label: String) {
         let kept = Selector.select(service: service, client: client, snapshot: snapshot, now: 1, storage: &storage)
         let fresh = Selector.select(service: service, client: client, snapshot: snapshot, now: 1)
+        #expect(storage.delays.count == count, "\(label): the delays are kept")
         #expect(kept.candidates.map(\.computeDelay) == fresh.candidates.map(\.computeDelay), "\(label)")
         #expect(kept.candidates.map(\.score) == fresh.candidates.map(\.score), "\(label)")
         #expect(kept.sites == fresh.sites, "\(label)")
@@ -372,12 +375,12 @@ enum Topology {
     check("first")
     check("again")
     let before = snapshot.revision
-    snapshot.loads[3].serviceMs = 40
+    snapshot.loads[min(3, count - 1)].serviceMs = 40
     #expect(snapshot.revision != before)
     check("a report")
     snapshot.parameters.maxComputeMs = 50
     check("parameters")
-    snapshot.directed[5] = 30
+    snapshot.directed[min(5, count - 1)] = 30
     check("directed load")
 }
 

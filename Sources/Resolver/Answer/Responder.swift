@@ -79,7 +79,7 @@ public struct Responder {
     var decided: (service: Int, made: ServiceDecision)?
     /// The arrays of the last decision the fast path answered, lent to the next one, so that
     /// deciding allocates nothing (`DecisionStorage`).
-    var decisionStorage = DecisionStorage()
+    var decisionStorage: DecisionStorage
     /// The query counts of both paths and the fast path's answer counts, not yet added to the
     /// state's ledger and metrics.
     var pending = PendingCounts()
@@ -93,6 +93,9 @@ public struct Responder {
         memo = DecisionMemo(capacity: memoCapacity)
         // 4 096 answers of up to 512 bytes (3 MB) per UDP worker; none for a TCP connection.
         cache = AnswerCache(capacity: memoCapacity > 0 ? 1 << 12 : 0)
+        // A UDP worker keeps every service's compute delays (a table of every site, 32 bytes
+        // each); a TCP connection only those of large services, as any decision does.
+        decisionStorage = DecisionStorage(keepingDelaysFrom: memoCapacity > 0 ? 1 : DecisionStorage.largeService)
     }
 
     /// The response bytes of the last call that returned true.
