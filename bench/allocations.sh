@@ -4,7 +4,11 @@
 # call stack for every allocation while bench/loadgen sends a fixed number of queries per mix;
 # the allocations whose stack is in a UDP worker (UDPWorkers, which reads, answers and sends
 # every UDP query) are divided by the answers. The rest of the process (timers, the once-a-
-# second state publisher) is reported beside it, per second.
+# second state publisher) is reported beside it, per second. The last two mixes are the ECS one
+# while every site reports its load (bench/reports/reportflood.c): `+reports` at 300 reports/s,
+# each site's load a 20 s wave (decisions model known loads, the snapshot changes all the
+# time); `+churn` at 10 000 reports/s whose loads jump by up to 0.8 from one report to the next
+# (clients are moved again and again, so most decisions place their client anew).
 #
 # Usage: bench/allocations.sh   (root, after `make release`; knobs RESOLVERD_BIN, RATE, DURATION)
 set -euo pipefail
@@ -18,6 +22,7 @@ LIBC=$(ldd "$RESOLVERD_BIN" | awk '/libc.so.6/ { print $3 }')
 command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
 mkdir -p "$OUT"
 gcc -O2 -Wall -o "$OUT/loadgen" bench/loadgen.c
+gcc -O2 -Wall -o "$OUT/reportflood" bench/reports/reportflood.c -lm
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/resolverd-alloc.XXXXXX")
 PID=""
 cleanup() {
@@ -55,6 +60,8 @@ printf '%s\n' "www.svc.example A" "www.svc.example AAAA" "svc.example MX" "svc.e
 grep -Ev '^[[:space:]]*(;|$)' bench/queries.txt > "$TMP/q-static.txt"
 echo "api.svc.example A" > "$TMP/q-svc.txt"
 awk 'BEGIN { for (i = 0; i < 4096; i++) printf "api.svc.example A ecs=%d.%d.7.0/24\n", 11 + int(i / 256), i % 256 }' > "$TMP/q-svc-ecs.txt"
+cp "$TMP/q-svc-ecs.txt" "$TMP/q-svc-ecs+reports.txt"
+cp "$TMP/q-svc-ecs.txt" "$TMP/q-svc-ecs+churn.txt"
 
 "$RESOLVERD_BIN" serve --config "$TMP/resolverd.yaml" --log-level warning > "$TMP/server.log" 2>&1 &
 PID=$!
@@ -63,7 +70,18 @@ for _ in $(seq 100); do dig @127.0.0.1 -p "$PORT" svc.example SOA +tries=1 +time
 compiled() { curl -s "http://127.0.0.1:$(( PORT + 1 ))/metrics" | awk '/^resolverd_dns_compiled_answers_total/ { print $2 }'; }
 echo "| mix | answered | answered by the fast path (compiled answers and templates) | allocations on the UDP query path | per answer | rest of the process, per second |"
 echo "|---|---:|---:|---:|---:|---:|"
-for mix in compiled static svc svc-ecs; do
+for mix in compiled static svc svc-ecs svc-ecs+reports svc-ecs+churn; do
+    REPORTER=""
+    case $mix in
+        *+reports) how=(-r 300 -W 20 -c 2 -P 1) ;;
+        *+churn) how=(-r 10000 -W 0 -c 16 -P 4) ;;
+        *) how=() ;;
+    esac
+    if (( ${#how[@]} > 0 )); then
+        "$OUT/reportflood" -q -p "$(( PORT + 1 ))" -t example-admin-token -S fra1,ams1,par1 "${how[@]}" \
+            -d "$(( DURATION + 3 ))" > "$TMP/reports.txt" 2>&1 &
+        REPORTER=$!
+    fi
     # A warm-up second: a client's first queries in a state are decided by the general path;
     # the fast path's figure is for the steady state that follows.
     "$OUT/loadgen" -s 127.0.0.1 -p "$PORT" -f "$TMP/q-$mix.txt" -r "$RATE" -d 1 -n 1 >/dev/null || true
@@ -83,4 +101,9 @@ for mix in compiled static svc svc-ecs; do
         /UDPWorkers/ { udp = 1 }
         END { if (seen) { total++; if (udp) worker++ }
               printf "| %s | %d | %.1f%% | %d | %.4f | %.0f |\n", m, n, 100 * f / (n > 0 ? n : 1), worker, worker / (n > 0 ? n : 1), (total - worker) / secs }'
+    if [[ -n $REPORTER ]]; then
+        wait "$REPORTER" || true
+        grep -q ' status_204=' "$TMP/reports.txt" || { cat "$TMP/reports.txt" >&2; echo "the load reports failed" >&2; exit 1; }
+        echo "  (load reports during it: $(tail -1 "$TMP/reports.txt" | tr ' ' '\n' | grep -E '^(sent|status_204)=' | tr '\n' ' '))"
+    fi
 done

@@ -98,18 +98,19 @@ public enum Affinity {
                               demand: Double = 0) -> Outcome {
         var storage = DecisionStorage()
         return decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
-                      shares: { _, _ in newBindingShare }, epsilon: epsilon, demand: demand, storage: &storage)
+                      shares: { _, _, shares in shares = newBindingShare }, epsilon: epsilon, demand: demand, storage: &storage)
     }
 
     /// As above, with the shares read only when the client is placed anew (`AffinityTable`
     /// reads them under its lock), and the decision made in `storage` (`DecisionStorage`).
-    /// `shares` is given the service and the snapshot back, so that it need not capture them:
+    /// `shares` fills a dictionary (site index → share) that `storage` lends, emptied, and is
+    /// given the service and the snapshot back, so that it need not capture them:
     /// a closure that does holds a copy of each, a retain and a release of every one of their
     /// fields for every decision, though it is called only for a placement.
     /// `moved`: the load directed to each of the service's sites since the snapshot was
     /// published (`Selector.select`).
     static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
-                       existing: Binding?, shares: (Service, SteeringSnapshot) -> [Int: Double], epsilon: Double = 0.25,
+                       existing: Binding?, shares: (Service, SteeringSnapshot, inout [Int: Double]) -> Void, epsilon: Double = 0.25,
                        demand: Double = 0, moved: [Double]? = nil, storage: inout DecisionStorage) -> Outcome {
         var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now, moved: moved,
                                        storage: &storage)
@@ -175,21 +176,28 @@ public enum Affinity {
         // has in its figures already): a resolver with many users behind it may not fit on a
         // small site that looks free, and the best site for it is then another. When it fits
         // nowhere, it is placed as if it weighed nothing.
-        var pool: [Candidate] = eligible.filter { $0.score <= limit }
+        // In arrays lent by `storage` and given back below, filtered in place: a placement
+        // allocates nothing once they have grown to the service's size.
+        var (pool, loaded) = storage.takePools()
+        for candidate in eligible where candidate.score <= limit { pool.append(candidate) }
         if demand > 0 && !saturated {
             let current = existing.flatMap { snapshot.siteIndex($0.site) }
-            let loaded = eligible.map { $0.site == current ? $0 : $0.adding(demand, snapshot: snapshot, policy: service.policy) }
-                .filter { $0.excluded == nil }
+            for candidate in eligible {
+                let added = candidate.site == current ? candidate : candidate.adding(demand, snapshot: snapshot, policy: service.policy)
+                if added.excluded == nil { loaded.append(added) }
+            }
             if let bestLoaded = loaded.bestAndCount().best {
                 let limit = bestLoaded.score * (1 + service.affinityMargin)
-                pool = loaded.filter { $0.score <= limit }
+                pool.removeAll(keepingCapacity: true)
+                for candidate in loaded where candidate.score <= limit { pool.append(candidate) }
             }
         }
-        let newBindingShare = pool.count > 1 ? shares(service, snapshot) : [:]
+        var newBindingShare = storage.takeShares()
+        if pool.count > 1 { shares(service, snapshot, &newBindingShare) }
         if !newBindingShare.isEmpty && pool.count > 1 {
             let fair = 1.0 / Double(pool.count)
-            let unloaded = pool.filter { (newBindingShare[$0.site] ?? 0) <= (1 + epsilon) * fair }
-            if !unloaded.isEmpty { pool = unloaded }
+            func unloaded(_ candidate: Candidate) -> Bool { (newBindingShare[candidate.site] ?? 0) <= (1 + epsilon) * fair }
+            if pool.contains(where: unloaded) { pool.removeAll { !unloaded($0) } }
         }
         // The highest weight wins, the lowest site index among equals; each weight is
         // computed once, and the prefix's part of the hash once for all of them.
@@ -200,6 +208,7 @@ public enum Affinity {
             let weight = rendezvousWeight(prefixHash: seed, site: snapshot.sites[candidate.site].id, weight: headroom(candidate))
             if weight > highest || (weight == highest && candidate.site < chosen.site) { (chosen, highest) = (candidate, weight) }
         }
+        storage.reclaim(pool: pool, loaded: loaded, shares: newBindingShare)
         decision.allDown = false
         answer(&decision.sites, first: chosen.site, eligible: eligible, count: service.answers)
         decision.ttl = adaptiveTTL(service: service, chosen: chosen, candidates: eligible, snapshot: snapshot)

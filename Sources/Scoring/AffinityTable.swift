@@ -256,12 +256,14 @@ public final class AffinityTable: Sendable {
         // What the decision reads, under one lock: the load moved since the last publish (only
         // for the service's own sites, the only ones evaluated) and the binding. The shares of
         // new bindings are read only if the client is placed anew, which a kept binding is not.
+        // In the array `storage` lends (given back below): while loads swing, most decisions
+        // have load moved since the publish, and allocated this array each.
+        var rates = storage.takeMoved()
         state.withLock { state in
             if !state.sincePublish.isEmpty {
-                var rates: [Double] = []
                 Self.forEachValue(in: state.sincePublish, of: service, in: snapshot) { position, rate in
                     guard rate != 0 else { return }
-                    if rates.isEmpty { rates = Array(repeating: 0, count: service.sites.count) }
+                    if rates.isEmpty { rates.append(contentsOf: repeatElement(0, count: service.sites.count)) }
                     rates[position] = rate
                 }
                 if !rates.isEmpty { movedRates = rates }
@@ -286,8 +288,12 @@ public final class AffinityTable: Sendable {
         // caller's: a copy with it added (as this did) is a retain and a release of each of
         // the snapshot's fields, for every decision.
         var outcome = Affinity.decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
-                                      shares: { service, snapshot in self.state.withLock { Self.shares($0, of: service, in: snapshot) } },
+                                      shares: { service, snapshot, shares in
+                                          self.state.withLock { Self.shares($0, of: service, in: snapshot, into: &shares) }
+                                      },
                                       demand: queryRate * perClientQuery * weight, moved: movedRates, storage: &storage)
+        movedRates = nil
+        storage.reclaim(moved: rates)
         // A table that has just started places its clients blind: it knows neither how much
         // load they bring nor, without a report since, where they went. Answers of its first
         // TTL, until reports have measured the load per query, carry the shortest TTL, so that
@@ -372,14 +378,13 @@ public final class AffinityTable: Sendable {
     }
 
     /// As below for `service`'s sites; sites with no share are left out.
-    private static func shares(_ state: State, of service: Service, in snapshot: SteeringSnapshot) -> [Int: Double] {
+    private static func shares(_ state: State, of service: Service, in snapshot: SteeringSnapshot,
+                               into shares: inout [Int: Double]) {
         let total = state.freshTotal
-        guard total > 0 else { return [:] }
-        var shares: [Int: Double] = [:]
+        guard total > 0 else { return }
         forEachValue(in: state.fresh, of: service, in: snapshot) { position, weight in
             shares[service.sites[position]] = weight / total
         }
-        return shares
     }
 
     /// Calls `body` with (place in `service.sites`, value) for each of the service's sites that

@@ -230,6 +230,13 @@ public struct DecisionStorage: Sendable {
     var sites: [Int] = []
     /// By site index, once a service of `keptFrom` sites or more was decided.
     var delays: [SiteDelay] = []
+    /// A sticky placement's pools (`Affinity.decide`) and the load moved since the last
+    /// publish (`AffinityTable.decide`): when loads swing, many decisions place their client
+    /// anew, and these were allocated for each of them.
+    var pool: [Candidate] = []
+    var loaded: [Candidate] = []
+    var shares: [Int: Double] = [:]
+    var moved: [Double] = []
     /// The fewest sites of a service whose compute delays are kept (`SiteDelay`).
     let keptFrom: Int
     /// By default, services of fewer sites are modelled afresh: a storage that decides now
@@ -250,6 +257,26 @@ public struct DecisionStorage: Sendable {
 
     /// The candidates' array, emptied, for a decision to fill.
     mutating func takeCandidates() -> [Candidate] { Self.take(&candidates) }
+
+    /// The placement pools, emptied; given back with `reclaim(pool:loaded:shares:)`.
+    mutating func takePools() -> (pool: [Candidate], loaded: [Candidate]) { (Self.take(&pool), Self.take(&loaded)) }
+
+    /// The new bindings' shares, emptied with their capacity kept.
+    mutating func takeShares() -> [Int: Double] {
+        var taken: [Int: Double] = [:]
+        swap(&taken, &shares)
+        taken.removeAll(keepingCapacity: true)
+        return taken
+    }
+
+    mutating func reclaim(pool: consuming [Candidate], loaded: consuming [Candidate], shares: consuming [Int: Double]) {
+        (self.pool, self.loaded, self.shares) = (pool, loaded, shares)
+    }
+
+    /// The moved load's array, emptied; given back with `reclaim(moved:)`.
+    mutating func takeMoved() -> [Double] { Self.take(&moved) }
+
+    mutating func reclaim(moved: consuming [Double]) { self.moved = moved }
 
     /// The sites' array holding `site` alone.
     mutating func takeSites(holding site: Int) -> [Int] {
