@@ -154,6 +154,38 @@ import Testing
         #expect(checked > 5_000 && accepted > 1_000, "the flat way was taken \(checked) times, \(accepted) accepted")
     }
 
+    /// A `PUT /v1/loads` body of flat reports is read straight into their fields
+    /// (`ReportFields.flatBatch`); it must accept and refuse as the general way does: random
+    /// batches of known, repeated, escaped and non-ASCII site IDs and of reports flat or not.
+    @Test func flatBatchesAreReadAsAnyOtherIs() {
+        func outcome(_ parse: () throws(ReportError) -> [(site: String, report: LoadReport)]) -> String {
+            do throws(ReportError) { return try parse().map { "\($0.site)=\($0.report)" }.joined(separator: ";") } catch {
+                return "refused: \(error.reason)"
+            }
+        }
+        let sites = [#""fra1""#, #""ams1""#, #""par1""#, #""fra1""#, #""zü""#, #""a\u0062""#, #""""#, "fra1", "1"]
+        let reports = [#"{"utilization":0.5}"#, #"{"utilization":0.25,"healthy":false,"queue":3}"#, #"{"level":2,"score":0.7}"#,
+                       #"{ "utilization" : 1e-1 }"#, "{}", #"{"utilization":11}"#, #"{"utilization":"0.5"}"#,
+                       #"{"colour":1}"#, #"{"utilization":0.5,"healthy":1}"#, "0.5", "[]", "null", #"{"a":{"b":1}}"#]
+        var generator = SystemRandomNumberGenerator()
+        var flat = 0
+        var accepted = 0
+        for _ in 0..<5_000 {
+            let count = Int.random(in: 0...4, using: &generator)
+            var body = "{" + (0..<count).map { _ in
+                "\(sites.randomElement(using: &generator)!):\(reports.randomElement(using: &generator)!)"
+            }.joined(separator: Bool.random(using: &generator) ? "," : " , ") + "}"
+            if Int.random(in: 0..<10, using: &generator) == 0 { body.removeLast() }
+            let bytes = Array(body.utf8)
+            let general = outcome { () throws(ReportError) in try LoadReport.parseBatch(JSONValue.parse(bytes)) }
+            let either = outcome { () throws(ReportError) in try LoadReport.parseBatch(bytes) }
+            #expect(either == general, "\(body)")
+            if bytes.withUnsafeBytes({ ReportFields.flatBatch($0) }) != nil { flat += 1 }
+            if !either.hasPrefix("refused") { accepted += 1 }
+        }
+        #expect(flat > 500 && accepted > 100, "the flat way was taken \(flat) times, \(accepted) accepted")
+    }
+
     /// Short decimals are converted without the standard library (`JSONParser.shortDecimal`),
     /// to the same double it gives.
     @Test func shortDecimalsConvertAsTheStandardLibraryDoes() {

@@ -65,9 +65,19 @@ struct JSONParser {
     /// counts, as in `object`).
     mutating func flatObject(_ field: (UnsafeRawBufferPointer, JSONScalar) -> Bool) -> Bool {
         skipWhitespace()
+        return flatMembers { name, parser in
+            guard let value = parser.scalar() else { return false }
+            return field(name, value)
+        } && atEnd()
+    }
+
+    /// `{ "name": value, … }` from here, the names without escapes, each value read by
+    /// `member` (given the name's bytes and the parser at the value, which it must read);
+    /// false at anything else or when `member` declines. The same whitespace as `object`.
+    mutating func flatMembers(_ member: (UnsafeRawBufferPointer, inout JSONParser) -> Bool) -> Bool {
         guard next(is: "{") else { return false }
         skipWhitespace()
-        if next(is: "}") { return atEnd() }
+        if next(is: "}") { return true }
         while true {
             skipWhitespace()
             guard next(is: "\"") else { return false }
@@ -79,23 +89,20 @@ struct JSONParser {
             skipWhitespace()
             guard next(is: ":") else { return false }
             skipWhitespace()
-            guard position < bytes.count else { return false }
-            let value: JSONScalar
-            switch bytes[position] {
-            case UInt8(ascii: "t"):
-                guard literal("true", .bool(true)) != nil else { return false }
-                value = .bool(true)
-            case UInt8(ascii: "f"):
-                guard literal("false", .bool(false)) != nil else { return false }
-                value = .bool(false)
-            default:
-                guard let number = number() else { return false }
-                value = .number(number)
-            }
-            guard field(name, value) else { return false }
+            guard member(name, &self) else { return false }
             skipWhitespace()
             if next(is: ",") { continue }
-            return next(is: "}") && atEnd()
+            return next(is: "}")
+        }
+    }
+
+    /// A number, `true` or `false` here; nil for anything else.
+    mutating func scalar() -> JSONScalar? {
+        guard position < bytes.count else { return nil }
+        switch bytes[position] {
+        case UInt8(ascii: "t"): return literal("true", .bool(true)).map { _ in .bool(true) }
+        case UInt8(ascii: "f"): return literal("false", .bool(false)).map { _ in .bool(false) }
+        default: return number().map(JSONScalar.number)
         }
     }
 
@@ -107,7 +114,7 @@ struct JSONParser {
     }
 
     /// Only whitespace left.
-    private mutating func atEnd() -> Bool {
+    mutating func atEnd() -> Bool {
         skipWhitespace()
         return position == bytes.count
     }

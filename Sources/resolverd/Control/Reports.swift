@@ -57,16 +57,37 @@ struct LoadReport: Equatable {
     /// values are each a body `parse` accepts, e.g. `{"fra1": {"utilization": 0.4}, "ams1":
     /// {"level": 2, "score": 0.7}}`. One bad report refuses the whole body; its reason names
     /// the site. In the order of the site IDs.
+    ///
+    /// A body whose reports are all flat is read straight into their fields
+    /// (`ReportFields.flatBatch`); any other as JSON first. Both check alike.
     static func parseBatch(_ body: [UInt8]) throws(ReportError) -> [(site: String, report: LoadReport)] {
-        guard case .object(let reports) = try JSONValue.parse(body) else {
+        if let flat = body.withUnsafeBytes({ ReportFields.flatBatch($0) }) {
+            var bySite: [String: ReportFields] = [:]
+            for (site, fields) in flat { bySite[site] = fields }   // a repeated site: the last counts
+            return try validateBatch(bySite) { fields throws(ReportError) in try validate(fields, unknown: nil) }
+        }
+        return try parseBatch(JSONValue.parse(body))
+    }
+
+    /// `parseBatch` for a body already read as JSON.
+    static func parseBatch(_ value: JSONValue) throws(ReportError) -> [(site: String, report: LoadReport)] {
+        guard case .object(let reports) = value else {
             throw ReportError("body must be a JSON object of site IDs to reports")
         }
+        return try validateBatch(reports) { report throws(ReportError) in try parse(report) }
+    }
+
+    /// Each site's report checked by `check`, in the order of the site IDs; the first refusal
+    /// refuses all, its reason prefixed with its site.
+    private static func validateBatch<Report>(_ reports: [String: Report],
+                                              _ check: (Report) throws(ReportError) -> LoadReport)
+        throws(ReportError) -> [(site: String, report: LoadReport)] {
         guard !reports.isEmpty else { throw ReportError("no reports") }
         var parsed: [(site: String, report: LoadReport)] = []
         parsed.reserveCapacity(reports.count)
         for site in reports.keys.sorted() {
             do throws(ReportError) {
-                parsed.append((site, try parse(reports[site]!)))
+                parsed.append((site, try check(reports[site]!)))
             } catch {
                 throw ReportError("\(site): \(error.reason)")
             }
@@ -222,16 +243,35 @@ struct ReportFields {
     init?(flat body: UnsafeRawBufferPointer) {
         var parser = JSONParser(bytes: body)
         var fields = ReportFields()
-        let read = parser.flatObject { name, value in
-            guard let field = Name(name) else { return false }
-            switch value {
-            case .number(let number): fields[field] = .number(number)
-            case .bool(let bool): fields[field] = .bool(bool)
-            }
+        guard parser.flatObject({ name, value in fields.set(name, value) }) else { return nil }
+        self = fields
+    }
+
+    /// The reports of a `PUT /v1/loads` body that is one object of site IDs (valid UTF-8
+    /// without escapes) to flat reports, in the body's order, repeats included; nil for any
+    /// other body, which is then read as JSON.
+    static func flatBatch(_ body: UnsafeRawBufferPointer) -> [(site: String, fields: ReportFields)]? {
+        var parser = JSONParser(bytes: body)
+        var reports: [(site: String, fields: ReportFields)] = []
+        parser.skipWhitespace()
+        let read = parser.flatMembers { site, parser in
+            guard let id = String(validating: site, as: UTF8.self) else { return false }
+            var fields = ReportFields()
+            guard parser.flatMembers({ name, parser in parser.scalar().map { fields.set(name, $0) } ?? false }) else { return false }
+            reports.append((id, fields))
             return true
         }
-        guard read else { return nil }
-        self = fields
+        return read && parser.atEnd() ? reports : nil
+    }
+
+    /// Sets the field named by `name`; false for a name no form has.
+    private mutating func set(_ name: UnsafeRawBufferPointer, _ value: JSONScalar) -> Bool {
+        guard let field = Name(name) else { return false }
+        switch value {
+        case .number(let number): self[field] = .number(number)
+        case .bool(let bool): self[field] = .bool(bool)
+        }
+        return true
     }
 }
 
