@@ -31,12 +31,6 @@ enum JSONValue: Equatable {
     }
 }
 
-/// A number or a literal `true`/`false`: the values of a flat object (`JSONParser.flatObject`).
-enum JSONScalar: Equatable {
-    case number(Double)
-    case bool(Bool)
-}
-
 /// The reader behind `JSONValue.parse`; nil from any method means invalid JSON.
 struct JSONParser {
     let bytes: UnsafeRawBufferPointer
@@ -63,7 +57,7 @@ struct JSONParser {
     /// JSON and finds the error in what this declined. Whatever both read, they read alike:
     /// the same whitespace, the same `number()`, a repeated name handed over again (the last
     /// counts, as in `object`).
-    mutating func flatObject(_ field: (UnsafeRawBufferPointer, JSONScalar) -> Bool) -> Bool {
+    mutating func flatObject(_ field: (UnsafeRawBufferPointer, JSONValue) -> Bool) -> Bool {
         skipWhitespace()
         return flatMembers { name, parser in
             guard let value = parser.scalar() else { return false }
@@ -96,13 +90,13 @@ struct JSONParser {
         }
     }
 
-    /// A number, `true` or `false` here; nil for anything else.
-    mutating func scalar() -> JSONScalar? {
+    /// A number, `true` or `false` here (`.number`, `.bool`); nil for anything else.
+    mutating func scalar() -> JSONValue? {
         guard position < bytes.count else { return nil }
         switch bytes[position] {
-        case UInt8(ascii: "t"): return literal("true", .bool(true)).map { _ in .bool(true) }
-        case UInt8(ascii: "f"): return literal("false", .bool(false)).map { _ in .bool(false) }
-        default: return number().map(JSONScalar.number)
+        case UInt8(ascii: "t"): return literal("true", .bool(true))
+        case UInt8(ascii: "f"): return literal("false", .bool(false))
+        default: return number().map(JSONValue.number)
         }
     }
 

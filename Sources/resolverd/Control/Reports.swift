@@ -105,11 +105,7 @@ struct LoadReport: Equatable {
                 unknown = min(unknown ?? name, name)
                 continue
             }
-            switch value {
-            case .number(let number): fields[field] = .number(number)
-            case .bool(let bool): fields[field] = .bool(bool)
-            default: fields[field] = .other
-            }
+            fields[field] = ReportFields.Value(value)
         }
         return try validate(fields, unknown: unknown)
     }
@@ -218,6 +214,14 @@ struct ReportFields {
         case number(Double)
         case bool(Bool)
         case other
+
+        init(_ value: JSONValue) {
+            switch value {
+            case .number(let number): self = .number(number)
+            case .bool(let bool): self = .bool(bool)
+            default: self = .other
+            }
+        }
     }
 
     /// The fields each form allows, as bits of `Name`: without `level`, then at levels 0, 1, 2.
@@ -265,12 +269,9 @@ struct ReportFields {
     }
 
     /// Sets the field named by `name`; false for a name no form has.
-    private mutating func set(_ name: UnsafeRawBufferPointer, _ value: JSONScalar) -> Bool {
+    private mutating func set(_ name: UnsafeRawBufferPointer, _ value: JSONValue) -> Bool {
         guard let field = Name(name) else { return false }
-        switch value {
-        case .number(let number): self[field] = .number(number)
-        case .bool(let bool): self[field] = .bool(bool)
-        }
+        self[field] = Value(value)
         return true
     }
 }
