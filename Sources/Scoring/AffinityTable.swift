@@ -241,8 +241,11 @@ public final class AffinityTable: Sendable {
         return decide(service: service, client: client, snapshot: snapshot, now: now, storage: &storage)
     }
 
-    /// As above, the decision made in `storage` (`DecisionStorage`).
+    /// As above, the decision made in `storage` (`DecisionStorage`). `renewal`: reuses of the
+    /// client's binding since it was last recorded (as `renew` takes them), applied to it
+    /// before the decision reads it, under the same lock.
     public func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
+                       renewal: (queries: Int, lastSeen: Double)? = nil,
                        storage: inout DecisionStorage) -> Affinity.Outcome {
         let key = Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
         // The key as stored, once its service has a number: worked out under the first lock
@@ -270,6 +273,12 @@ public final class AffinityTable: Sendable {
             }
             slot = state.slot(for: key)
             existing = slot.flatMap { state.bindings[$0] }.map { state.binding(of: $0) }
+            if let renewal, var renewed = existing {
+                renewed.lastSeen = max(renewed.lastSeen, renewal.lastSeen)
+                renewed.queries += renewal.queries
+                existing = renewed
+                state.counts.kept += renewal.queries
+            }
             perQuery = state.perQuery
             if !state.heavier.isEmpty, let site = existing?.site, let factor = state.heavier[site] { weight = factor }
             if state.started == nil { state.started = now }

@@ -182,19 +182,30 @@ public struct LatencyMap: Sendable {
     public func walk(_ address: IPAddress, prefixLength: Int, _ measured: (Int, Double, Int) -> Void) -> Path {
         let limit = min(max(prefixLength, 0), address.family.bitLength)
         var result = Path()
-        func collect(_ entry: Int32, depth: Int) {
-            let data = entries[Int(entry)]
-            var cursor = data.firstMeasurement
-            while cursor >= 0 {
-                let measurement = measurements[Int(cursor)]
-                measured(Int(measurement.site), measurement.rtt, depth)
-                cursor = measurement.next
+        // The arrays are read through buffers that `collect` captures: capturing `self`, it
+        // held a copy of the map, a retain and a release of each of its seven arrays, for
+        // every decision.
+        entries.withUnsafeBufferPointer { entries in
+            measurements.withUnsafeBufferPointer { measurements in
+                locations.withUnsafeBufferPointer { locations in
+                    func collect(_ entry: Int32, depth: Int) {
+                        let data = entries[Int(entry)]
+                        var cursor = data.firstMeasurement
+                        while cursor >= 0 {
+                            let measurement = measurements[Int(cursor)]
+                            measured(Int(measurement.site), measurement.rtt, depth)
+                            cursor = measurement.next
+                        }
+                        if data.location >= 0 {
+                            result.location = (locations[Int(data.location)], IPPrefix(address: address, length: depth)!)
+                        }
+                    }
+                    switch address {
+                    case .v4(let value): result.scope = v4.walk(value, limit: limit, collect)
+                    case .v6(let high, let low): result.scope = v6.walk(Self.bits(high, low), limit: limit, collect)
+                    }
+                }
             }
-            if data.location >= 0 { result.location = (locations[Int(data.location)], IPPrefix(address: address, length: depth)!) }
-        }
-        switch address {
-        case .v4(let value): result.scope = v4.walk(value, limit: limit, collect)
-        case .v6(let high, let low): result.scope = v6.walk(Self.bits(high, low), limit: limit, collect)
         }
         return result
     }

@@ -369,7 +369,7 @@ public enum Selector {
     /// very large service): no table per query, and no cost for the other sites of the map.
     ///
     /// `into`: an empty array to append the candidates to, whose capacity is used.
-    static func evaluate(service: Service, client: Client, snapshot: SteeringSnapshot,
+    static func evaluate(service: borrowing Service, client: Client, snapshot: SteeringSnapshot,
                          now: Double, moved: [Double]? = nil, into candidates: consuming [Candidate] = [],
                          delays: inout [SiteDelay]) -> ([Candidate], LatencyMap.Path) {
         let count = service.sites.count
@@ -378,8 +378,10 @@ public enum Selector {
         candidates.reserveCapacity(count)
         let path = withUnsafeTemporaryAllocation(of: (rtt: Double, depth: Int).self, capacity: max(count, 1)) { measured in
             measured.initialize(repeating: (0, -1))
-            let path = snapshot.latency.walk(client.address, prefixLength: client.prefixLength) { site, rtt, depth in
-                if let position = service.position(of: site) { measured[position] = (rtt, depth) }
+            let path = service.withPositions { position in
+                snapshot.latency.walk(client.address, prefixLength: client.prefixLength) { site, rtt, depth in
+                    if let position = position(site) { measured[position] = (rtt, depth) }
+                }
             }
             for position in 0..<count {
                 var found = measured[position]
@@ -401,7 +403,9 @@ public enum Selector {
     static func evaluate(site index: Int, measured: (rtt: Double, prefix: IPPrefix)?, path: LatencyMap.Path,
                          snapshot: SteeringSnapshot, recentlyDirected: Double, now: Double, policy: Policy,
                          delays: inout [SiteDelay]) -> Candidate {
-        let site = snapshot.sites[index]
+        // The site's fields are read where they are used, not through a copy of the whole
+        // `Site`: that copy was a retain and a release of its ID and address arrays for
+        // every candidate of every decision.
         let load = snapshot.loads[index]
         let parameters = snapshot.parameters
 
@@ -409,7 +413,7 @@ public enum Selector {
         let source: LatencyMap.Source
         if let measured {
             (rtt, source) = (measured.rtt, .measured(measured.prefix))
-        } else if let client = path.location, let location = site.location {
+        } else if let client = path.location, let location = snapshot.sites[index].location {
             (rtt, source) = (client.point.estimatedRTT(to: location), .geo(client.prefix))
         } else {
             (rtt, source) = (parameters.defaultRTT, .defaultRTT)

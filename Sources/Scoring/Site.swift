@@ -94,6 +94,19 @@ public struct Service: Hashable, Sendable {
         positions.isEmpty ? sites.firstIndex(of: site) : positions[site]
     }
 
+    /// Calls `body` with `position(of:)` as a function that captures no part of the service
+    /// (a scan of its sites' buffer, or for a large service its table), for a closure that
+    /// looks positions up while something else walks: one that captured the service held a
+    /// copy of it, a retain and a release of each of its name, sites and positions.
+    @inline(__always)
+    public func withPositions<R>(_ body: ((Int) -> Int?) -> R) -> R {
+        if positions.isEmpty {
+            return sites.withUnsafeBufferPointer { sites in body { sites.firstIndex(of: $0) } }
+        }
+        let positions = positions
+        return body { positions[$0] }
+    }
+
     private static let scanned = 16
 
     private static func positions(of sites: [Int]) -> ([Int: Int], twice: Bool) {

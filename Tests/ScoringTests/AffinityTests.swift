@@ -93,6 +93,30 @@ enum Sticky {
 
     /// Bindings are stored compactly (names as numbers, the prefix as bits: 24 + 40 bytes an
     /// entry, not 48 + 64) and read back whole: every field, IPv4 and IPv6, the same prefix
+    /// Reuses handed to a decision renew the binding before the decision reads it: a binding
+    /// last seen by a decision 400 s ago (past the 300 s hold) but reused since is kept, with
+    /// the reuses counted; without them it has expired.
+    @Test func aDecisionReadsTheRenewalsItIsGiven() {
+        func snapshot(at time: Double) -> SteeringSnapshot {
+            Sticky.snapshot(loads: [Sticky.load(0.3, at: time), Sticky.load(0.3, at: time), Sticky.load(0.3, at: time)])
+        }
+        for renewed in [false, true] {
+            let table = AffinityTable(capacity: 100)
+            let first = table.decide(service: Sticky.service, client: Sticky.client, snapshot: snapshot(at: 0), now: 0)
+            #expect(first.event == .created)
+            var storage = DecisionStorage()
+            let next = table.decide(service: Sticky.service, client: Sticky.client, snapshot: snapshot(at: 400), now: 400,
+                                    renewal: renewed ? (queries: 5, lastSeen: 399.5) : nil, storage: &storage)
+            let binding = table.binding(for: .init(service: Sticky.service.name, prefix: first.key))
+            if renewed {
+                #expect(next.event == .kept && binding?.site == first.binding?.site)
+                #expect(binding?.queries == 7 && binding?.lastSeen == 400 && table.counts.kept == 6)
+            } else {
+                #expect(next.event == .expired && binding?.queries == 1 && table.counts.kept == 0)
+            }
+        }
+    }
+
     /// under two services, with and without a site moved from; renewals and expiry find them.
     @Test func storedBindingsReadBackWhole() {
         #expect(MemoryLayout<AffinityTable.Slot>.stride == 24 && MemoryLayout<AffinityTable.Stored>.stride == 40)

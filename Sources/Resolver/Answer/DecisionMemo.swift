@@ -112,6 +112,23 @@ struct DecisionMemo {
         return nil
     }
 
+    /// Takes the renewals counted for `client` of `service` in its own slot, expired or not:
+    /// for a decision about to be made for it, which renews the binding with them under the
+    /// lock it takes anyway (`AffinityTable.decide(renewal:)`), rather than handing them
+    /// over on their own, a lock and a lookup more, when the slot is taken for the decision.
+    mutating func takeRenewal(service: Int, client: Client) -> Renewal? {
+        guard !slots.isEmpty else { return nil }
+        let (isV6, high, low) = client.address.words
+        let first = set(high: high, low: low, length: client.prefixLength)
+        for index in first..<(first + Self.ways)
+        where Self.holds(slots[index], service: service, isV6: isV6, high: high, low: low, length: client.prefixLength) {
+            let renewal = Self.renewal(slots[index])
+            if renewal != nil { slots[index].pending = 0 }
+            return renewal
+        }
+        return nil
+    }
+
     /// Records that the decision at `index` answered a query at `now`: a renewal of the
     /// binding, when sticky, to hand over later.
     mutating func reuse(at index: Int, now: Double) {

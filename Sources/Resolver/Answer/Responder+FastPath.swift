@@ -53,6 +53,13 @@ extension Responder {
         var serviceSite = 0
         var serviceClient: Client? = nil
         var now = 0.0   // read once, for service names only
+        // A decision made here: moved, not copied (a copy is a retain and a release of each
+        // of its arrays), to `decided` when the general path is to answer, else remembered.
+        var made: ServiceDecision? = nil
+        func answerGenerally(_ service: Int) -> FastAnswer? {
+            if let made = made.take() { decided = (service, made) }
+            return nil
+        }
         switch kind {
         case .fixed(let fixed):
             compiled = fixed
@@ -71,13 +78,16 @@ extension Responder {
                 // No decision to reuse: decide here, and answer from the chosen site's
                 // template unless the decision needs the general path's rendering (several
                 // sites, the all-down answer), which then renders this decision.
-                let made = state.decide(service: index, client: who.client, now: now, sequence: context.sequence,
-                                        storage: &decisionStorage)
-                decided = (index, made)
-                guard made.decision.sites.count == 1, !made.decision.allDown else { return nil }
-                (site, ttl, decisionScope) = (made.decision.sites[0], made.decision.ttl, made.decision.scope)
+                let renewal = memo.takeRenewal(service: index, client: who.client)
+                made = state.decide(service: index, client: who.client, now: now, sequence: context.sequence,
+                                    renewal: renewal.map { (queries: $0.queries, lastSeen: $0.lastSeen) },
+                                    storage: &decisionStorage)
+                guard let decision = made?.decision, decision.sites.count == 1, !decision.allDown else {
+                    return answerGenerally(index)
+                }
+                (site, ttl, decisionScope) = (decision.sites[0], decision.ttl, decision.scope)
             }
-            guard let templates = state.answers.templates(service: index, site: site) else { return nil }
+            guard let templates = state.answers.templates(service: index, site: site) else { return answerGenerally(index) }
             compiled = qtype == RRType.aaaa.rawValue ? templates.aaaa : templates.a
             // RFC 7871 §7.2.1 and §7.4: the decision's scope for an answer, 0 for NODATA or
             // when the ECS address was not what was used.
@@ -88,15 +98,17 @@ extension Responder {
         // The whole response must fit, or the general path truncates it (RFC 2181 §9).
         let length = Int(query.questionEnd) + Int(compiled.length) + query.optLength
         let limit = context.transport == .tcp ? 65_535 : (query.edns ? min(Int(query.payload), Self.maxUDPPayload) : 512)
-        guard length <= min(limit, capacity) else { return nil }
+        guard length <= min(limit, capacity) else {
+            if case .service(let index) = kind { return answerGenerally(index) }
+            return nil
+        }
 
         if case .service(let index) = kind {
             if hit != nil {
                 // The bookkeeping of the decision this reuses, as `ServingState.decide` does
                 // it. The renewal of a sticky binding is counted in the memo and handed over later.
                 memo.reuse(at: slot, now: now)
-            } else if let (_, made) = decided, let serviceClient {
-                decided = nil
+            } else if let made = made.take(), let serviceClient {
                 remember(made, service: index, client: serviceClient, now: now, state: state)
                 // Answered: its arrays are for the next decision (once `made` is gone, theirs alone).
                 decisionStorage.reclaim(made.decision)
@@ -215,7 +227,7 @@ extension Responder {
         adoptMemo(state, now: now)
         let held = memo.remember(epoch: state.decisionEpoch, service: service, client: client, site: made.decision.sites[0],
                                  ttl: made.decision.ttl, scope: made.decision.scope,
-                                 sticky: state.steering.services[service].isSticky, now: now)
+                                 sticky: made.sticky, now: now)
         if let held { hand(held, slots: 0..<0) }
     }
 
@@ -254,7 +266,6 @@ extension Responder {
     /// the state they were counted for, under one lock.
     private mutating func hand(_ held: DecisionMemo.Renewal?, slots: Range<Int>) {
         guard let owner = memoOwner else { return }
-        let services = owner.steering.services
         var queries = 0
         var batch: [AffinityTable.Renewal] = []
         swap(&batch, &renewals)   // the buffer's capacity is kept from one hand-over to the next
@@ -262,14 +273,18 @@ extension Responder {
             batch.removeAll(keepingCapacity: true)
             swap(&batch, &renewals)
         }
-        func add(_ renewal: DecisionMemo.Renewal) {
-            guard renewal.service < services.count else { return }
-            batch.append(AffinityTable.Renewal(service: services[renewal.service].name, client: renewal.client,
-                                               lastSeen: renewal.lastSeen, queries: renewal.queries))
-            queries += renewal.queries
+        // The services' names read where they lie: an element taken out of the array is a
+        // copy of the whole service, three retains and releases per renewal.
+        owner.steering.services.withUnsafeBufferPointer { services in
+            func add(_ renewal: DecisionMemo.Renewal) {
+                guard renewal.service < services.count else { return }
+                batch.append(AffinityTable.Renewal(service: services[renewal.service].name, client: renewal.client,
+                                                   lastSeen: renewal.lastSeen, queries: renewal.queries))
+                queries += renewal.queries
+            }
+            if let held { add(held) }
+            memo.drainRenewals(in: slots, add)
         }
-        if let held { add(held) }
-        memo.drainRenewals(in: slots, add)
         guard !batch.isEmpty else { return }
         owner.affinity.renew(batch)
         owner.metrics.bindingsKept(queries)
