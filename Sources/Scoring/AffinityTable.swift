@@ -95,6 +95,9 @@ public final class AffinityTable: Sendable {
         static let count = 64
         private(set) var tables = [[Slot: Stored]](repeating: [:], count: Shards.count)
         private(set) var total = 0
+        /// Counts the changes that may move bindings within a shard (an insertion, a removal),
+        /// so that a `Place` found under one lock can be used under the next if none came between.
+        private(set) var layout = 0
 
         /// The shard of a key: a multiplicative hash of its prefix, whose top bits depend on
         /// every bit of the address (cheaper than the table's own hash, computed again inside).
@@ -124,6 +127,7 @@ public final class AffinityTable: Sendable {
                 let shard = Self.shard(of: slot)
                 let old = newValue.map { tables[shard].updateValue($0, forKey: slot) } ?? tables[shard].removeValue(forKey: slot)
                 total += (newValue == nil ? 0 : 1) - (old == nil ? 0 : 1)
+                layout &+= 1
             }
         }
 
@@ -139,6 +143,7 @@ public final class AffinityTable: Sendable {
                 tables[shard] = tables[shard].filter { !drop($0.key, $0.value) }
             }
             total = tables.reduce(0) { $0 + $1.count }
+            layout &+= 1
         }
 
         var all: [(Slot, Stored)] { tables.flatMap { $0.map { ($0.key, $0.value) } } }
@@ -174,9 +179,22 @@ public final class AffinityTable: Sendable {
         var started: Double?
         var measured = false
 
+        /// The service a decision was last made for, and its number: decisions come mostly
+        /// for the same service as the one before, whose name then compares by its storage,
+        /// unhashed (`slot(remembering:)`).
+        var lastService: (name: String, number: UInt32)?
+
         /// The stored form of `key`, if its service has a number (else it has no binding).
         func slot(for key: Key) -> Slot? {
             services.existing(key.service).map { Slot(prefix: key.prefix, service: $0) }
+        }
+
+        /// As `slot(for:)`, remembering the service's number for the next call.
+        mutating func slot(remembering key: Key) -> Slot? {
+            if let last = lastService, last.name == key.service { return Slot(prefix: key.prefix, service: last.number) }
+            guard let number = services.existing(key.service) else { return nil }
+            lastService = (key.service, number)
+            return Slot(prefix: key.prefix, service: number)
         }
 
         func binding(for key: Key) -> Binding? {
@@ -194,8 +212,10 @@ public final class AffinityTable: Sendable {
 
         /// Stores `binding` under `key` (nil: removes it), numbering their names as needed.
         /// `known`: `key` as stored, when the caller has it (`slot(for:)`), so the service's
-        /// name is not hashed again.
-        mutating func set(_ key: Key, _ binding: Binding?, known: Slot? = nil) {
+        /// name is not hashed again; `place`: where its binding is, when the caller found it
+        /// and no insertion or removal has happened since (`Shards.layout`), so that the
+        /// binding is not looked up again either.
+        mutating func set(_ key: Key, _ binding: Binding?, known: Slot? = nil, place: Shards.Place? = nil) {
             guard let binding else {
                 if let slot = known ?? slot(for: key) { bindings[slot] = nil }
                 return
@@ -204,7 +224,7 @@ public final class AffinityTable: Sendable {
             // A kept binding keeps its sites: their numbers are taken from what is stored
             // (the names compare by their shared storage), not hashed again; and it is
             // changed where it is, found once.
-            let place = bindings.find(slot)
+            let place = place ?? bindings.find(slot)
             let old = place.map { bindings.stored(at: $0) }
             func number(_ name: String, _ stored: UInt32?) -> UInt32 {
                 if let stored, stored != Stored.none, sites[stored] == name { return stored }
@@ -251,6 +271,9 @@ public final class AffinityTable: Sendable {
         // The key as stored, once its service has a number: worked out under the first lock
         // and used again under the second (a service's number never changes).
         var slot: Slot? = nil
+        // Where its binding is, and the layout it was found in, for the second lock.
+        var place: Shards.Place? = nil
+        var layout = 0
         var movedRates: [Double]? = nil
         var existing: Binding? = nil
         var perQuery: RequestsPerQuery? = nil
@@ -271,8 +294,10 @@ public final class AffinityTable: Sendable {
                 }
                 if !rates.isEmpty { movedRates = rates }
             }
-            slot = state.slot(for: key)
-            existing = slot.flatMap { state.bindings[$0] }.map { state.binding(of: $0) }
+            slot = state.slot(remembering: key)
+            place = slot.flatMap { state.bindings.find($0) }
+            layout = state.bindings.layout
+            existing = place.map { state.binding(of: state.bindings.stored(at: $0)) }
             if let renewal, var renewed = existing {
                 renewed.lastSeen = max(renewed.lastSeen, renewal.lastSeen)
                 renewed.queries += renewal.queries
@@ -310,13 +335,17 @@ public final class AffinityTable: Sendable {
         if blind { outcome.decision.ttl = min(outcome.decision.ttl, Affinity.shortestTTL) }
         // And what it changes, under one more.
         state.withLock { state in
-            apply(outcome, key: key, known: slot, now: now, to: &state)
+            apply(outcome, key: key, known: slot, place: state.bindings.layout == layout ? place : nil, now: now, to: &state)
             if let binding = outcome.binding, outcome.event != .kept {
-                // What this placement moves, counted at once for the decisions that follow.
+                // What this placement moves, counted at once for the decisions that follow;
+                // nothing when it moves no load (no load per answer configured nor measured
+                // yet): an entry of 0 made every decision of the second look its sites up.
                 let rate = binding.queryRate(now: now, ttl: Double(service.ttl))
                     * (state.perQuery?.of(binding) ?? snapshot.parameters.loadPerAnswer) * weight
-                state.sincePublish[binding.site, default: 0] += rate
-                if let previous = binding.previous { state.sincePublish[previous, default: 0] -= rate }
+                if rate != 0 {
+                    state.sincePublish[binding.site, default: 0] += rate
+                    if let previous = binding.previous { state.sincePublish[previous, default: 0] -= rate }
+                }
             }
         }
         return outcome
@@ -366,14 +395,15 @@ public final class AffinityTable: Sendable {
         state.withLock { apply(outcome, key: key, now: now, to: &$0) }
     }
 
-    private func apply(_ outcome: Affinity.Outcome, key: Key, known: Slot? = nil, now: Double, to state: inout State) {
+    private func apply(_ outcome: Affinity.Outcome, key: Key, known: Slot? = nil, place: Shards.Place? = nil, now: Double,
+                       to state: inout State) {
         switch outcome.event {
         case .kept: state.counts.kept += 1
         case .created: state.counts.created += 1
         case .expired: state.counts.expired += 1
         case .moved(let reason): state.counts.moved[reason, default: 0] += 1
         }
-        state.set(key, outcome.binding, known: known)
+        state.set(key, outcome.binding, known: known, place: place)
         guard let binding = outcome.binding else { return }
         if outcome.event != .kept { Self.addFresh(&state, site: binding.site, now: now) }
         if state.bindings.total > capacity { evict(&state) }

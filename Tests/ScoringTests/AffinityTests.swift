@@ -117,6 +117,56 @@ enum Sticky {
         }
     }
 
+    /// Decisions for two services in turn keep each one's bindings apart: the table remembers
+    /// the last service's number (`State.slot(remembering:)`), which must not carry over to
+    /// the other.
+    @Test func decisionsForServicesInTurnKeepTheirOwnBindings() {
+        let other = Service(name: "t.", sites: [2], ttl: 20, affinityHold: 300, affinityMargin: 0.2)
+        let snapshot = Sticky.snapshot(loads: [Sticky.load(0.3), Sticky.load(0.3), Sticky.load(0.3)],
+                                       services: [Sticky.service, other])
+        let table = AffinityTable(capacity: 100)
+        for round in 0..<3 {
+            for service in [Sticky.service, other] {
+                let outcome = table.decide(service: service, client: Sticky.client, snapshot: snapshot, now: Double(round))
+                #expect(outcome.event == (round == 0 ? .created : .kept), "\(service.name) round \(round)")
+                let binding = table.binding(for: .init(service: service.name, prefix: outcome.key))
+                #expect(binding?.queries == round + 1, "\(service.name) round \(round)")
+            }
+        }
+        #expect(table.binding(for: .init(service: "t.", prefix: IPPrefix("203.0.113.0/24")!))?.site == "c")
+        #expect(table.count == 2 && table.counts.created == 2 && table.counts.kept == 4)
+    }
+
+    /// Decisions on several threads while bindings come and go (a table of 16, evicting):
+    /// where a decision found its binding is used again to store it only if no binding was
+    /// added or removed in between (`Shards.layout`); a stale place would trap or store the
+    /// binding in another's stead.
+    @Test func concurrentDecisionsWithEvictionStayConsistent() async {
+        let snapshot = Sticky.snapshot(loads: [Sticky.load(0.3), Sticky.load(0.3), Sticky.load(0.3)])
+        let table = AffinityTable(capacity: 16)
+        await withTaskGroup(of: Void.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    var storage = DecisionStorage()
+                    for index in 0..<3_000 {
+                        // A few clients each worker comes back to, and many it does not.
+                        let host = index % 4 == 0 ? worker : 16 + (index * 7 + worker * 1_000) % 4_000
+                        let client = Client(address: .v4(0x0A00_0000 | UInt32(host) << 8), prefixLength: 24)
+                        let outcome = table.decide(service: Sticky.service, client: client, snapshot: snapshot,
+                                                   now: Double(index) / 100, storage: &storage)
+                        if outcome.binding == nil { Issue.record("no binding for \(client)") }
+                    }
+                }
+            }
+        }
+        #expect(table.count <= 16)
+        for (key, binding) in table.entries() {
+            #expect(key.service == "s." && ["a", "b", "c"].contains(binding.site) && binding.queries >= 1)
+        }
+        let counts = table.counts
+        #expect(counts.created + counts.kept + counts.expired + counts.movedTotal == 12_000)
+    }
+
     /// under two services, with and without a site moved from; renewals and expiry find them.
     @Test func storedBindingsReadBackWhole() {
         #expect(MemoryLayout<AffinityTable.Slot>.stride == 24 && MemoryLayout<AffinityTable.Stored>.stride == 40)
