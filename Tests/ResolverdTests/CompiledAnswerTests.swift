@@ -295,6 +295,33 @@ import Testing
         memo.drainRenewals(in: 0..<memo.slotCount) { _ in Issue.record("renewals are handed over once") }
     }
 
+    /// The periodic hand-over takes only the renewals of expired decisions: an active client's
+    /// go with its next decision (`takeRenewal`), once.
+    @Test func renewalsGoWithTheNextDecisionOrAfterExpiry() throws {
+        var memo = DecisionMemo(capacity: 1 << 10)
+        let clients = (0..<8).map { Client(address: .v4(0xC633_6400 + UInt32($0) << 8), prefixLength: 24) }
+        for client in clients {
+            _ = memo.remember(epoch: 1, service: 0, client: client, site: 0, ttl: 20, scope: 24, sticky: true, now: 100)
+            let found = try #require(memo.find(epoch: 1, service: 0, client: client, now: 100.2))
+            memo.reuse(at: found.index, now: 100.2)
+            memo.reuse(at: found.index, now: 100.3)
+        }
+        var drained: [DecisionMemo.Renewal] = []
+        memo.drainRenewals(in: 0..<memo.slotCount, expiredBy: 100.5) { drained.append($0) }
+        #expect(drained.isEmpty, "no decision has expired at 100.5 s")
+        // The first client decides again: its reuses go with the decision, once.
+        let first = memo.takeRenewal(service: 0, client: clients[0])
+        let taken = try #require(first)
+        #expect(taken.queries == 2 && taken.lastSeen == 100.3 && taken.client == clients[0])
+        let again = memo.takeRenewal(service: 0, client: clients[0])
+        #expect(again == nil)
+        let other = memo.takeRenewal(service: 1, client: clients[1])
+        #expect(other == nil, "another service's slot")
+        // The others have stopped asking: after their decisions expired, the sweep takes theirs.
+        memo.drainRenewals(in: 0..<memo.slotCount, expiredBy: 101.01) { drained.append($0) }
+        #expect(drained.count == 7 && drained.allSatisfy { $0.queries == 2 && $0.client != clients[0] })
+    }
+
     /// A client's set is the client's alone, whatever the service (so `prefetch` can fetch it
     /// before the name is looked up): its decisions for `ways` services share one set of a
     /// large memo, and one more service evicts one of them.

@@ -16,10 +16,14 @@ import Scoring
 /// quarter full) would evict each other on every query and be decided anew each time.
 ///
 /// A reuse of a sticky decision renews the client's binding; the memo counts those renewals
-/// in the slot and hands them over in batches (`drainRenewals`: a sixteenth of the slots every
-/// sixteenth of a second, and a slot's own when it is taken for another client), so a reuse
-/// takes no lock and hashes nothing beyond the slot, and no hand-over holds a query up long. A binding's last-seen time and query count therefore lag by a second at
-/// most, less than the once-a-second directed-load estimate that reads them can tell.
+/// in the slot, so a reuse takes no lock and hashes nothing beyond the slot. They reach the
+/// binding with the client's next decision, which renews it with them under the lock it takes
+/// anyway (`takeRenewal`); a client that has stopped asking has its slot's renewals handed
+/// over in a batch once its decision has expired (`drainRenewals`: a sixteenth of the slots
+/// every sixteenth of a second), and so has a slot taken for another client. A binding's
+/// last-seen time and query count therefore lag by a second (an active client's) to two (a
+/// client gone quiet) at most: the binding's hold is minutes, and the once-a-second
+/// directed-load estimate reads query rates over the binding's life.
 struct DecisionMemo {
     /// 64 bytes, the key first: a lookup compares the first 24 bytes of each way.
     struct Slot {
@@ -187,9 +191,11 @@ struct DecisionMemo {
     var slotCount: Int { slots.count }
 
     /// Hands the renewals not yet handed over in slots `range` (clamped to the slots) to
-    /// `body`, and forgets them.
-    mutating func drainRenewals(in range: Range<Int>, _ body: (Renewal) -> Void) {
+    /// `body`, and forgets them; with `expiredBy`, only those of decisions expired by then
+    /// (the others' go with their client's next decision, `takeRenewal`, within a second).
+    mutating func drainRenewals(in range: Range<Int>, expiredBy now: Double? = nil, _ body: (Renewal) -> Void) {
         for index in range.clamped(to: slots.indices) where slots[index].pending > 0 {
+            if let now, now < slots[index].expires { continue }
             if let renewal = Self.renewal(slots[index]) { body(renewal) }
             slots[index].pending = 0
         }

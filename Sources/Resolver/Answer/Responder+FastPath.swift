@@ -233,7 +233,8 @@ extension Responder {
 
     /// Makes `state` the one the memo's renewals are counted for, handing those counted for
     /// another state's data over first; and hands a slice of them over every sixteenth of a
-    /// second, so each is handed over within a second and no hand-over is long.
+    /// second, those of expired decisions (the others go with the client's next decision), so
+    /// each is handed over within two seconds and no hand-over is long.
     @inline(__always)
     mutating func adoptMemo(_ state: ServingState, now: Double) {
         if memoOwner?.dataGeneration != state.dataGeneration {
@@ -241,7 +242,7 @@ extension Responder {
             memoOwner = state
         } else if now >= nextHandOver {
             let slice = max(memo.slotCount / Self.handOverSlices, 1)
-            handOver(slots: handOverCursor..<(handOverCursor + slice))
+            handOver(slots: handOverCursor..<(handOverCursor + slice), expiredBy: now)
             handOverCursor = handOverCursor + slice >= memo.slotCount ? 0 : handOverCursor + slice
         } else {
             return
@@ -258,13 +259,13 @@ extension Responder {
         handOver(slots: 0..<memo.slotCount)
     }
 
-    private mutating func handOver(slots: Range<Int>) {
-        hand(nil, slots: slots)
+    private mutating func handOver(slots: Range<Int>, expiredBy now: Double? = nil) {
+        hand(nil, slots: slots, expiredBy: now)
     }
 
-    /// Hands `held` and the renewals counted in `slots` to the bindings and the metrics of
-    /// the state they were counted for, under one lock.
-    private mutating func hand(_ held: DecisionMemo.Renewal?, slots: Range<Int>) {
+    /// Hands `held` and the renewals counted in `slots` (of decisions expired by `now`, when
+    /// given) to the bindings and the metrics of the state they were counted for, under one lock.
+    private mutating func hand(_ held: DecisionMemo.Renewal?, slots: Range<Int>, expiredBy now: Double? = nil) {
         guard let owner = memoOwner else { return }
         var queries = 0
         var batch: [AffinityTable.Renewal] = []
@@ -283,7 +284,7 @@ extension Responder {
                 queries += renewal.queries
             }
             if let held { add(held) }
-            memo.drainRenewals(in: slots, add)
+            memo.drainRenewals(in: slots, expiredBy: now, add)
         }
         guard !batch.isEmpty else { return }
         owner.affinity.renew(batch)
