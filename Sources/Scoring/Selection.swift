@@ -369,7 +369,7 @@ public enum Selector {
     /// very large service): no table per query, and no cost for the other sites of the map.
     ///
     /// `into`: an empty array to append the candidates to, whose capacity is used.
-    static func evaluate(service: borrowing Service, client: Client, snapshot: SteeringSnapshot,
+    static func evaluate(service: Service, client: Client, snapshot: SteeringSnapshot,
                          now: Double, moved: [Double]? = nil, into candidates: consuming [Candidate] = [],
                          delays: inout [SiteDelay]) -> ([Candidate], LatencyMap.Path) {
         let count = service.sites.count

@@ -39,38 +39,34 @@ extension ServingState {
     func decide(service index: Int, client: Client, now: Double, sequence: UInt64,
                 renewal: (queries: Int, lastSeen: Double)? = nil,
                 storage: inout DecisionStorage) -> ServiceDecision {
-        // The service is read where it lies, through a buffer whose elements are lent in
-        // place: taken out of the array (as a `let`, or as an argument), it was a copy, a
-        // retain and a release of each of its name, sites and positions, for every decision.
-        steering.services.withUnsafeBufferPointer { services in
-            // Time one decision in 64: enough for the histogram, two clock reads spared for the rest.
-            let timed = sequence & 63 == 0
-            let start = timed ? ContinuousClock.now : nil
-            let made: ServiceDecision
-            if services[index].isSticky {
-                // Sticky: keep the client's site while it stays good enough (Affinity).
-                let outcome = affinity.decide(service: services[index], client: client, snapshot: steering, now: now,
-                                              renewal: renewal, storage: &storage)
-                metrics.binding(outcome.event)
-                // As `Responder.hand` counts the renewals it hands over.
-                if let renewal { metrics.bindingsKept(renewal.queries) }
-                // Any outcome that leaves a binding: deciding again would keep it (a site just
-                // chosen is within the margin, or held down after a move).
-                made = ServiceDecision(decision: outcome.decision, reusable: outcome.binding != nil, sticky: true)
-            } else {
-                let decision = Selector.select(service: services[index], client: client, snapshot: steering, now: now,
-                                               sequence: sequence, storage: &storage)
-                // Round robin and weighted draw per query; the others are a function of the
-                // client and the snapshot.
-                let policy = services[index].policy
-                made = ServiceDecision(decision: decision, reusable: policy != .roundRobin && policy != .weighted, sticky: false)
-            }
-            if let start {
-                let elapsed = ContinuousClock.now - start
-                metrics.decision(nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-            }
-            return made
+        let service = steering.services[index]
+        // Time one decision in 64: enough for the histogram, two clock reads spared for the rest.
+        let timed = sequence & 63 == 0
+        let start = timed ? ContinuousClock.now : nil
+        let made: ServiceDecision
+        if service.isSticky {
+            // Sticky: keep the client's site while it stays good enough (Affinity).
+            let outcome = affinity.decide(service: service, client: client, snapshot: steering, now: now, renewal: renewal,
+                                          storage: &storage)
+            metrics.binding(outcome.event)
+            // As `Responder.hand` counts the renewals it hands over.
+            if let renewal { metrics.bindingsKept(renewal.queries) }
+            // Any outcome that leaves a binding: deciding again would keep it (a site just
+            // chosen is within the margin, or held down after a move).
+            made = ServiceDecision(decision: outcome.decision, reusable: outcome.binding != nil, sticky: true)
+        } else {
+            let decision = Selector.select(service: service, client: client, snapshot: steering, now: now, sequence: sequence,
+                                           storage: &storage)
+            // Round robin and weighted draw per query; the others are a function of the
+            // client and the snapshot.
+            made = ServiceDecision(decision: decision, reusable: service.policy != .roundRobin && service.policy != .weighted,
+                                   sticky: false)
         }
+        if let start {
+            let elapsed = ContinuousClock.now - start
+            metrics.decision(nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        }
+        return made
     }
 
     /// The answer for `sites`, counted as answers given for the sites that have an address
