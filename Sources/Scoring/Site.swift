@@ -91,7 +91,7 @@ public struct Service: Hashable, Sendable {
     /// for a few sites, a lookup for many, so a decision stays O(its own sites).
     @inline(__always)
     public func position(of site: Int) -> Int? {
-        positions.isEmpty ? sites.firstIndex(of: site) : positions[site]
+        withPositions { $0(site) }
     }
 
     /// Calls `body` with `position(of:)` as a function that captures no part of the service

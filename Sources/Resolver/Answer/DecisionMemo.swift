@@ -104,16 +104,21 @@ struct DecisionMemo {
     /// Where the decision remembered for `client` of service `service` in decision epoch
     /// `epoch` is (for `reuse(at:now:)`), and that decision.
     func find(epoch: UInt64, service: Int, client: Client, now: Double) -> (index: Int, slot: Slot)? {
+        guard let index = slot(of: client, service: service) else { return nil }
+        let slot = slots[index]
+        guard slot.epoch == epoch, now < slot.expires, now >= slot.expires - Self.lifetime else { return nil }
+        return (index, slot)
+    }
+
+    /// The slot that holds `client`'s decision for `service`, whatever its epoch and age.
+    @inline(__always)
+    private func slot(of client: Client, service: Int) -> Int? {
         guard !slots.isEmpty else { return nil }
         let (isV6, high, low) = client.address.words
         let first = set(high: high, low: low, length: client.prefixLength)
-        for index in first..<(first + Self.ways) {
-            let slot = slots[index]
-            guard Self.holds(slot, service: service, isV6: isV6, high: high, low: low, length: client.prefixLength) else { continue }
-            guard slot.epoch == epoch, now < slot.expires, now >= slot.expires - Self.lifetime else { return nil }
-            return (index, slot)
+        return (first..<(first + Self.ways)).first {
+            Self.holds(slots[$0], service: service, isV6: isV6, high: high, low: low, length: client.prefixLength)
         }
-        return nil
     }
 
     /// Takes the renewals counted for `client` of `service` in its own slot, expired or not:
@@ -121,16 +126,9 @@ struct DecisionMemo {
     /// lock it takes anyway (`AffinityTable.decide(renewal:)`), rather than handing them
     /// over on their own, a lock and a lookup more, when the slot is taken for the decision.
     mutating func takeRenewal(service: Int, client: Client) -> Renewal? {
-        guard !slots.isEmpty else { return nil }
-        let (isV6, high, low) = client.address.words
-        let first = set(high: high, low: low, length: client.prefixLength)
-        for index in first..<(first + Self.ways)
-        where Self.holds(slots[index], service: service, isV6: isV6, high: high, low: low, length: client.prefixLength) {
-            let renewal = Self.renewal(slots[index])
-            if renewal != nil { slots[index].pending = 0 }
-            return renewal
-        }
-        return nil
+        guard let index = slot(of: client, service: service), let renewal = Self.renewal(slots[index]) else { return nil }
+        slots[index].pending = 0
+        return renewal
     }
 
     /// Records that the decision at `index` answered a query at `now`: a renewal of the
