@@ -93,7 +93,7 @@ public final class AffinityTable: Sendable {
     /// waits at most for one shard's part of the walk, not for the whole table's.
     struct Shards {
         static let count = 64
-        private(set) var tables = [[Slot: Stored]](repeating: [:], count: Shards.count)
+        private(set) var tables = [BindingTable](repeating: BindingTable(), count: Shards.count)
         private(set) var total = 0
         /// Counts the changes that may move bindings within a shard (an insertion, a removal),
         /// so that a `Place` found under one lock can be used under the next if none came between.
@@ -107,18 +107,18 @@ public final class AffinityTable: Sendable {
         }
 
         /// Where a binding is: its shard and its index there, valid until the next change.
-        typealias Place = (shard: Int, index: Dictionary<Slot, Stored>.Index)
+        typealias Place = (shard: Int, index: Int)
 
         /// Where `slot`'s binding is, to read it and then change it with one lookup.
         func find(_ slot: Slot) -> Place? {
             let shard = Self.shard(of: slot)
-            return tables[shard].index(forKey: slot).map { (shard, $0) }
+            return tables[shard].index(of: slot).map { (shard, $0) }
         }
 
-        func stored(at place: Place) -> Stored { tables[place.shard].values[place.index] }
+        func stored(at place: Place) -> Stored { tables[place.shard][place.index] }
 
         mutating func update(at place: Place, to stored: Stored) {
-            tables[place.shard].values[place.index] = stored
+            tables[place.shard][place.index] = stored
         }
 
         subscript(slot: Slot) -> Stored? {
@@ -134,19 +134,22 @@ public final class AffinityTable: Sendable {
         /// Changes the binding of `slot` in place; false when there is none.
         mutating func modify(_ slot: Slot, _ body: (inout Stored) -> Void) -> Bool {
             guard let place = find(slot) else { return false }
-            body(&tables[place.shard].values[place.index])
+            body(&tables[place.shard][place.index])
             return true
         }
 
         mutating func removeAll(where drop: (Slot, Stored) -> Bool) {
-            for shard in tables.indices {
-                tables[shard] = tables[shard].filter { !drop($0.key, $0.value) }
-            }
+            for shard in tables.indices { tables[shard].removeAll(where: drop) }
             total = tables.reduce(0) { $0 + $1.count }
             layout &+= 1
         }
 
-        var all: [(Slot, Stored)] { tables.flatMap { $0.map { ($0.key, $0.value) } } }
+        var all: [(Slot, Stored)] {
+            var all: [(Slot, Stored)] = []
+            all.reserveCapacity(total)
+            for table in tables { table.forEach { all.append(($0, $1)) } }
+            return all
+        }
     }
 
     struct State {
@@ -506,9 +509,9 @@ public final class AffinityTable: Sendable {
                 // Names are only ever added: number those added since the shard before.
                 while siteIndex.count < state.sites.names.count { siteIndex.append(index[state.sites.names[siteIndex.count]] ?? -1) }
                 while ttls.count < state.services.names.count { ttls.append(ttl[state.services.names[ttls.count]] ?? 20) }
-                for (slot, binding) in state.bindings.tables[shard] {
+                state.bindings.tables[shard].forEach { slot, binding in
                     let site = siteIndex[Int(binding.site)]
-                    guard site >= 0 else { continue }
+                    guard site >= 0 else { return }
                     let rate = Binding.queryRate(queries: binding.queries, boundAt: binding.boundAt, now: now,
                                                  ttl: ttls[Int(slot.service)])
                     total.add(rate, viaResolver: binding.viaResolver)
