@@ -175,6 +175,16 @@ public struct LatencyMap: Sendable {
         public var scope: Int = 0
     }
 
+    /// Calls `body` with the place a lookup of `address` reads first, if it has one (an
+    /// IPv4 address's slot of its trie's first level), so that a caller about to look it up
+    /// can start fetching it (a prefetch) and do other work meanwhile: between two queries of
+    /// one client the kernel's network stack has evicted it, and the walk's reads each wait
+    /// for the one before.
+    public func withFirstRead(of address: IPAddress, prefixLength: Int, _ body: (UnsafeRawPointer) -> Void) {
+        guard case .v4(let value) = address else { return }
+        v4.withFirstRead(value, limit: min(max(prefixLength, 0), 32), body)
+    }
+
     /// The lookup without building a table: `measured(site, rtt, depth)` is called for every
     /// measurement on the client's path, the least specific prefix first, so the last call
     /// for a site is its most specific measurement (`depth`: the prefix's length). Selection

@@ -142,6 +142,13 @@ struct PrefixTrie<Bits: FixedWidthInteger & UnsignedInteger & Sendable>: Sendabl
         self.starts = starts
     }
 
+    /// Calls `body` with the place of `bits`'s slot of `starts`, the walk's first read (when
+    /// it reads one: `limit` deep enough, the index built), for a caller to prefetch.
+    func withFirstRead(_ bits: Bits, limit: Int, _ body: (UnsafeRawPointer) -> Void) {
+        guard limit >= Self.indexBits, !starts.isEmpty else { return }
+        starts.withUnsafeBufferPointer { body(UnsafeRawPointer($0.baseAddress! + Self.slot(of: bits))) }
+    }
+
     /// Walks the prefixes of `bits` no longer than `limit`, shortest first, calling `visit`
     /// with each one's entry and length, and returns how many leading bits of `bits` the
     /// result depended on: the ECS scope (RFC 7871 §7.2.1). That is what a walk of a trie

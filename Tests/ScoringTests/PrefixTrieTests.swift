@@ -102,6 +102,23 @@ import Testing
         #expect(trie.starts.count == 1 << 16 && trie.starts.contains { $0 > 0 }, "walks start below the root")
     }
 
+    /// What a caller prefetches (`withFirstRead`) is what the walk reads first: the address's
+    /// slot of the index; nothing when the walk reads none (too short a limit, no index).
+    @Test func theFirstReadIsTheAddressSlot() {
+        var trie = PrefixTrie<UInt32>()
+        trie.setEntry(0, at: trie.node(for: 0x0A01_0200, length: 24))
+        var places: [UnsafeRawPointer] = []
+        trie.withFirstRead(0x0A01_0203, limit: 24) { places.append($0) }
+        #expect(places.isEmpty, "no index yet")
+        trie.buildIndex()
+        trie.withFirstRead(0x0A01_0203, limit: 15) { places.append($0) }
+        #expect(places.isEmpty, "a walk that stops short of the index reads none of it")
+        trie.withFirstRead(0x0A01_0203, limit: 24) { places.append($0) }
+        trie.starts.withUnsafeBufferPointer { starts in
+            #expect(places == [UnsafeRawPointer(starts.baseAddress! + 0x0A01)])
+        }
+    }
+
     @Test func ipv6HasNoIndex() {
         var trie = PrefixTrie<UInt128>()
         trie.buildIndex()

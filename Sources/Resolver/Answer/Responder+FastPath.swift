@@ -1,20 +1,27 @@
 import Scoring
+import CUDPBatch
 
 extension Responder {
     /// Parses `packet` for the fast path (`FastQuery`) and starts fetching what answering it
-    /// will read first: the decision memo's set of an ECS client. A UDP worker prepares a
-    /// whole batch before answering any of it, so those fetches overlap each other rather
-    /// than each holding up its own query (a client's set is rarely cached: thousands of
-    /// datagrams pass through the kernel between two queries of one client).
-    func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?) -> FastQuery? {
+    /// will read first: the decision memo's set of an ECS client and, with `state`, the first
+    /// read of its latency lookup, which a decision makes when the memo has none. A UDP worker
+    /// prepares a whole batch before answering any of it, so those fetches overlap each other
+    /// and the work before the reads rather than each holding up its own query (neither is
+    /// likely cached: thousands of datagrams pass through the kernel between two queries of
+    /// one client).
+    func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?, state: ServingState? = nil) -> FastQuery? {
         var query = FastQuery()
-        return prepare(packet, source: source, into: &query) ? query : nil
+        return prepare(packet, source: source, state: state, into: &query) ? query : nil
     }
 
-    /// As `prepare(_:source:)`, into `query` (`FastQuery.parse(_:source:into:)`).
-    func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?, into query: inout FastQuery) -> Bool {
+    /// As `prepare(_:source:state:)`, into `query` (`FastQuery.parse(_:source:into:)`).
+    func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?, state: ServingState? = nil,
+                 into query: inout FastQuery) -> Bool {
         guard FastQuery.parse(packet, source: source, into: &query) else { return false }
-        if let client = query.ecsClient { memo.prefetch(client: client) }
+        if let client = query.ecsClient {
+            memo.prefetch(client: client)
+            state?.steering.latency.withFirstRead(of: client.address, prefixLength: client.prefixLength) { udp_batch_prefetch($0) }
+        }
         return true
     }
 
