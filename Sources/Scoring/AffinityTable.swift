@@ -28,8 +28,8 @@ public final class AffinityTable: Sendable {
     /// A key as stored: the prefix's bits, length and family, and the service as a number
     /// (`Names`). 24 bytes where a `Key` is 48 (a String, and an `IPPrefix` whose length is
     /// an Int): at a hundred thousand bindings in tables about half full, the difference is
-    /// several megabytes.
-    struct Slot: Hashable {
+    /// several megabytes. `BindingTable` hashes it its own way.
+    struct Slot: Equatable {
         var high: UInt64
         var low: UInt64
         var service: UInt32
@@ -43,15 +43,6 @@ public final class AffinityTable: Sendable {
         }
 
         var prefix: IPPrefix { IPPrefix(address: IPAddress(isV6: isV6, high: high, low: low), length: Int(length))! }
-
-        /// The fields mixed into one word first, so the table's hasher (SipHash) takes one
-        /// value instead of five: a decision looks its binding up twice, and hashing the
-        /// fields one by one was most of each lookup's own work.
-        func hash(into hasher: inout Hasher) {
-            var mixed = (high &* 0x9E37_79B9_7F4A_7C15) ^ low
-            mixed ^= UInt64(service) << 40 ^ UInt64(length) << 32 ^ (isV6 ? 1 << 63 : 0)
-            hasher.combine(mixed)
-        }
     }
 
     /// A binding as stored: its sites as numbers (`Names`), 40 bytes where a `Binding` is 64.
