@@ -92,9 +92,24 @@ public final class AffinityTable: Sendable {
 
         /// The shard of a key: a multiplicative hash of its prefix, whose top bits depend on
         /// every bit of the address (cheaper than the table's own hash, computed again inside).
-        static func shard(of slot: Slot) -> Int {
-            let bits = slot.isV6 ? slot.high ^ (slot.low &* 0x9E37_79B9_7F4A_7C15) : slot.low
-            return Int(truncatingIfNeeded: ((bits ^ UInt64(slot.length)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
+        static func shard(of slot: Slot) -> Int { shard(high: slot.high, low: slot.low, length: slot.length, isV6: slot.isV6) }
+
+        static func shard(high: UInt64, low: UInt64, length: UInt8, isV6: Bool) -> Int {
+            let bits = isV6 ? high ^ (low &* 0x9E37_79B9_7F4A_7C15) : low
+            return Int(truncatingIfNeeded: ((bits ^ UInt64(length)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
+        }
+
+        /// Each shard's `BindingTable.hint`, readable without the lock, kept up as tables grow
+        /// and are rebuilt (an insertion or a removal may have; a copy, which never happens,
+        /// leaves it stale, which only makes a prefetch useless).
+        let hints = Hints()
+
+        /// Publishes `shard`'s hint after a change that may have moved its buckets.
+        private func published(_ shard: Int) {
+            // Stored only when it changed (the table grew or was rebuilt): a store at every
+            // new binding would take the line from the workers that read it, one per query.
+            let hint = tables[shard].hint
+            if hints.slots[shard].load(ordering: .relaxed) != hint { hints.slots[shard].store(hint, ordering: .relaxed) }
         }
 
         /// Where a binding is: its shard and its index there, valid until the next change.
@@ -119,6 +134,7 @@ public final class AffinityTable: Sendable {
                 let old = newValue.map { tables[shard].updateValue($0, forKey: slot) } ?? tables[shard].removeValue(forKey: slot)
                 total += (newValue == nil ? 0 : 1) - (old == nil ? 0 : 1)
                 layout &+= 1
+                published(shard)
             }
         }
 
@@ -130,7 +146,10 @@ public final class AffinityTable: Sendable {
         }
 
         mutating func removeAll(where drop: (Slot, Stored) -> Bool) {
-            for shard in tables.indices { tables[shard].removeAll(where: drop) }
+            for shard in tables.indices {
+                tables[shard].removeAll(where: drop)
+                published(shard)
+            }
             total = tables.reduce(0) { $0 + $1.count }
             layout &+= 1
         }
@@ -232,12 +251,34 @@ public final class AffinityTable: Sendable {
         }
     }
 
+    /// Per shard, where its bindings are (`BindingTable.hint`), read without the lock.
+    final class Hints: Sendable {
+        let slots: InlineArray<64, Atomic<Int>> = InlineArray { _ in Atomic(0) }
+    }
+
     public let capacity: Int
     private let state = Mutex(State())
+    /// The state's `bindings.hints`, outside the lock.
+    private let hints: Hints
     static let halfLife = 60.0
 
     public init(capacity: Int = 1_000_000) {
         self.capacity = max(capacity, 10)
+        hints = state.withLock { $0.bindings.hints }
+    }
+
+    /// Calls `body` with where `client`'s binding would be found first (its first bucket,
+    /// whatever the service), for a caller that will decide for it soon and can have the line
+    /// fetched meanwhile: a decision waits on it otherwise, as the client's last query was a
+    /// second or more ago. Takes no lock; the place may be stale by the time it is read, which
+    /// a prefetch does not mind.
+    public func withBindingPlace(of client: Client, _ body: (UnsafeRawPointer) -> Void) {
+        let prefix = Affinity.keyPrefix(for: client)
+        let (isV6, high, low) = prefix.address.words
+        let length = UInt8(prefix.length)
+        let shard = Shards.shard(high: high, low: low, length: length, isV6: isV6)
+        let hint = hints.slots[shard].load(ordering: .relaxed)
+        if let place = BindingTable.place(hint: hint, high: high, low: low, length: length, isV6: isV6) { body(place) }
     }
 
     public var count: Int { state.withLock { $0.bindings.total } }

@@ -11,8 +11,11 @@ extension AffinityTable {
     /// tombstones), so a table that churns keeps its probes short.
     ///
     /// Keys are client prefixes, which clients choose (ECS): the hash is keyed with a random
-    /// seed per table, so that nobody can pick a set of prefixes that share a probe sequence
-    /// without seeing the table (as `Hasher` is per process).
+    /// seed per process, as `Hasher` is, so that nobody can pick a set of prefixes that share
+    /// a probe sequence without seeing the process. A key's first bucket depends on its prefix
+    /// alone, not its service, so that it can be fetched before the query's name is looked up
+    /// (`AffinityTable.withBindingPlace`); a client's bindings for several services probe on
+    /// from the same bucket.
     struct BindingTable {
         struct Bucket {
             var slot: Slot
@@ -47,7 +50,7 @@ extension AffinityTable {
         private var buckets: UnsafeMutablePointer<Bucket>?
         private var mask = -1
         private(set) var count = 0
-        private let seed = (UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
+        private static let seed = (UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
 
         init() {}
 
@@ -129,14 +132,36 @@ extension AffinityTable {
             }
         }
 
-        /// The first bucket probed for `slot`: a keyed multiply-fold (the 128-bit product's
-        /// halves xored, as wyhash mixes) of the prefix's words and the rest of the key.
+        /// The first bucket probed for `slot`.
         @inline(__always)
         private func home(of slot: Slot) -> Int {
-            let rest = UInt64(slot.service) << 16 | UInt64(slot.length) << 8 | (slot.isV6 ? 1 : 0)
-            let first = (slot.high ^ seed.0).multipliedFullWidth(by: slot.low ^ seed.1)
+            Self.home(high: slot.high, low: slot.low, length: slot.length, isV6: slot.isV6) & mask
+        }
+
+        /// A keyed multiply-fold (the 128-bit product's halves xored, as wyhash mixes) of a
+        /// prefix's words, length and family; the caller keeps the bits of its table's size.
+        @inline(__always)
+        private static func home(high: UInt64, low: UInt64, length: UInt8, isV6: Bool) -> Int {
+            let rest = UInt64(length) << 8 | (isV6 ? 1 : 0)
+            let first = (high ^ seed.0).multipliedFullWidth(by: low ^ seed.1)
             let second = (first.high ^ first.low ^ rest).multipliedFullWidth(by: seed.1 | 1)
-            return Int(truncatingIfNeeded: second.high ^ second.low) & mask
+            return Int(truncatingIfNeeded: second.high ^ second.low)
+        }
+
+        /// Where the buckets are and how many, in one word (`place(hint:...)`): the buckets are
+        /// aligned to 64 bytes, so the low six bits hold the log2 of their count. 0: none.
+        var hint: Int {
+            guard let buckets else { return 0 }
+            return Int(bitPattern: buckets) | (mask + 1).trailingZeroBitCount
+        }
+
+        /// The first bucket of a prefix's probe in the table `hint` was read from, for a
+        /// prefetch: the table may have grown or moved since, and a prefetch of a stale place
+        /// is harmless (it never faults) and merely useless.
+        static func place(hint: Int, high: UInt64, low: UInt64, length: UInt8, isV6: Bool) -> UnsafeRawPointer? {
+            guard let base = UnsafeRawPointer(bitPattern: hint & ~63) else { return nil }
+            let mask = 1 << (hint & 63) - 1
+            return base + (home(high: high, low: low, length: length, isV6: isV6) & mask) * MemoryLayout<Bucket>.stride
         }
 
         /// Puts `bucket`, whose key is not in the table, in the first free bucket of its probe.

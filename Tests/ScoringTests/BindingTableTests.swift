@@ -98,4 +98,41 @@ import Testing
         #expect(table[Self.slot(7)] == nil)
         #expect(copy.count == 100 && table.count == 99)
     }
+
+    /// What a caller prefetches (`AffinityTable.withBindingPlace`) is the bucket a lookup of
+    /// the prefix reads first, whichever service the binding is for.
+    @Test func aPrefixsFirstBucketIsWhereTheHintSays() {
+        var table = AffinityTable.BindingTable()
+        let slot = Self.slot(1)
+        table.updateValue(Self.stored(1), forKey: slot)
+        let index = table.index(of: slot)!   // alone in the table: in its first bucket
+        let base = UnsafeRawPointer(bitPattern: table.hint & ~63)!
+        let place = AffinityTable.BindingTable.place(hint: table.hint, high: slot.high, low: slot.low, length: slot.length,
+                                                     isV6: slot.isV6)
+        #expect(place == base + index * MemoryLayout<AffinityTable.BindingTable.Bucket>.stride)
+        var other = slot
+        other.service = 7
+        table.removeValue(forKey: slot)
+        table.updateValue(Self.stored(2), forKey: other)
+        #expect(table.index(of: other) == index, "the service does not move a key's first bucket")
+        #expect(AffinityTable.BindingTable().hint == 0)
+    }
+
+    /// The hints a prefetch reads without the lock follow each shard's table as it grows and
+    /// is rebuilt.
+    @Test func theHintsFollowTheTables() {
+        var shards = AffinityTable.Shards()
+        func check() {
+            for shard in 0..<AffinityTable.Shards.count {
+                #expect(shards.hints.slots[shard].load(ordering: .relaxed) == shards.tables[shard].hint)
+            }
+        }
+        for number in 0..<5_000 { shards[Self.slot(number)] = Self.stored(number) }
+        check()
+        shards.removeAll { _, stored in stored.queries % 4 != 0 }
+        check()
+        for number in 0..<1_250 { shards[Self.slot(number * 4)] = nil }
+        check()
+        #expect(shards.total == 0)
+    }
 }

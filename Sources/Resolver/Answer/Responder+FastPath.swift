@@ -3,25 +3,19 @@ import CUDPBatch
 
 extension Responder {
     /// Parses `packet` for the fast path (`FastQuery`) and starts fetching what answering it
-    /// will read first: the decision memo's set of an ECS client and, with `state`, the first
-    /// read of its latency lookup, which a decision makes when the memo has none. A UDP worker
+    /// will read first: the decision memo's set of an ECS client. A UDP worker
     /// prepares a whole batch before answering any of it, so those fetches overlap each other
-    /// and the work before the reads rather than each holding up its own query (neither is
-    /// likely cached: thousands of datagrams pass through the kernel between two queries of
-    /// one client).
-    func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?, state: ServingState? = nil) -> FastQuery? {
+    /// rather than each holding up its own query (a client's set is rarely cached: thousands
+    /// of datagrams pass through the kernel between two queries of one client).
+    func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?) -> FastQuery? {
         var query = FastQuery()
-        return prepare(packet, source: source, state: state, into: &query) ? query : nil
+        return prepare(packet, source: source, into: &query) ? query : nil
     }
 
-    /// As `prepare(_:source:state:)`, into `query` (`FastQuery.parse(_:source:into:)`).
-    func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?, state: ServingState? = nil,
-                 into query: inout FastQuery) -> Bool {
+    /// As `prepare(_:source:)`, into `query` (`FastQuery.parse(_:source:into:)`).
+    func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?, into query: inout FastQuery) -> Bool {
         guard FastQuery.parse(packet, source: source, into: &query) else { return false }
-        if let client = query.ecsClient {
-            memo.prefetch(client: client)
-            state?.steering.latency.withFirstRead(of: client.address, prefixLength: client.prefixLength) { udp_batch_prefetch($0) }
-        }
+        if let client = query.ecsClient { memo.prefetch(client: client) }
         return true
     }
 
@@ -85,6 +79,16 @@ extension Responder {
                 // No decision to reuse: decide here, and answer from the chosen site's
                 // template unless the decision needs the general path's rendering (several
                 // sites, the all-down answer), which then renders this decision.
+                // What the decision will wait for first, fetched now, so that the reads overlap
+                // each other and the work before them: the binding's first bucket and the
+                // latency walk's first read (neither is cached: the client last asked a second
+                // or more ago). Here rather than for the whole batch in `prepare`, where most
+                // queries (answered from the memo) would have fetched them for nothing: that
+                // cost more than the overlap gained on the bench's ECS mix.
+                state.affinity.withBindingPlace(of: who.client) { udp_batch_prefetch($0) }
+                state.steering.latency.withFirstRead(of: who.client.address, prefixLength: who.client.prefixLength) {
+                    udp_batch_prefetch($0)
+                }
                 let renewal = memo.takeRenewal(service: index, client: who.client)
                 made = state.decide(service: index, client: who.client, now: now, sequence: context.sequence,
                                     renewal: renewal.map { (queries: $0.queries, lastSeen: $0.lastSeen) },

@@ -137,7 +137,7 @@ final class UDPWorkers: Sendable {
                     var length: Int32 = 0
                     let packet = UnsafeRawBufferPointer(start: udp_batch_packet(batch, Int32(index), &length), count: Int(length))
                     sources[index] = IPAddress(socketAddress: udp_batch_peer(batch, Int32(index)))
-                    parsed[index] = responder.prepare(packet, source: sources[index], state: state, into: &prepared[index])
+                    parsed[index] = responder.prepare(packet, source: sources[index], into: &prepared[index])
                 }
                 var answered = 0
                 for index in 0..<Int(count) {
