@@ -3,10 +3,10 @@ import CUDPBatch
 
 extension Responder {
     /// Parses `packet` for the fast path (`FastQuery`) and starts fetching what answering it
-    /// will read first: the decision memo's set of an ECS client. A UDP worker
-    /// prepares a whole batch before answering any of it, so those fetches overlap each other
-    /// rather than each holding up its own query (a client's set is rarely cached: thousands
-    /// of datagrams pass through the kernel between two queries of one client).
+    /// will read first: the decision memo's set of an ECS client. A UDP worker prepares a
+    /// whole batch before answering any of it, so those fetches overlap each other rather
+    /// than each holding up its own query (a client's set is rarely cached: thousands of
+    /// datagrams pass through the kernel between two queries of one client).
     func prepare(_ packet: UnsafeRawBufferPointer, source: IPAddress?) -> FastQuery? {
         var query = FastQuery()
         return prepare(packet, source: source, into: &query) ? query : nil
