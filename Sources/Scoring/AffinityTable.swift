@@ -92,11 +92,9 @@ public final class AffinityTable: Sendable {
 
         /// The shard of a key: a multiplicative hash of its prefix, whose top bits depend on
         /// every bit of the address (cheaper than the table's own hash, computed again inside).
-        static func shard(of slot: Slot) -> Int { shard(high: slot.high, low: slot.low, length: slot.length, isV6: slot.isV6) }
-
-        static func shard(high: UInt64, low: UInt64, length: UInt8, isV6: Bool) -> Int {
-            let bits = isV6 ? high ^ (low &* 0x9E37_79B9_7F4A_7C15) : low
-            return Int(truncatingIfNeeded: ((bits ^ UInt64(length)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
+        static func shard(of slot: Slot) -> Int {
+            let bits = slot.isV6 ? slot.high ^ (slot.low &* 0x9E37_79B9_7F4A_7C15) : slot.low
+            return Int(truncatingIfNeeded: ((bits ^ UInt64(slot.length)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
         }
 
         /// Each shard's `BindingTable.hint`, readable without the lock, kept up as tables grow
@@ -273,12 +271,10 @@ public final class AffinityTable: Sendable {
     /// second or more ago. Takes no lock; the place may be stale by the time it is read, which
     /// a prefetch does not mind.
     public func withBindingPlace(of client: Client, _ body: (UnsafeRawPointer) -> Void) {
-        let prefix = Affinity.keyPrefix(for: client)
-        let (isV6, high, low) = prefix.address.words
-        let length = UInt8(prefix.length)
-        let shard = Shards.shard(high: high, low: low, length: length, isV6: isV6)
-        let hint = hints.slots[shard].load(ordering: .relaxed)
-        if let place = BindingTable.place(hint: hint, high: high, low: low, length: length, isV6: isV6) { body(place) }
+        // The key of any service: the shard and the first bucket depend on the prefix alone.
+        let slot = Slot(prefix: Affinity.keyPrefix(for: client), service: 0)
+        let hint = hints.slots[Shards.shard(of: slot)].load(ordering: .relaxed)
+        if let place = BindingTable.place(of: slot, hint: hint) { body(place) }
     }
 
     public var count: Int { state.withLock { $0.bindings.total } }

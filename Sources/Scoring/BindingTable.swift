@@ -26,12 +26,17 @@ extension AffinityTable {
             let buckets: UnsafeMutablePointer<Bucket>
             let capacity: Int
 
-            init(capacity: Int) {
+            /// `capacity` empty buckets, or a copy of `source`'s.
+            init(capacity: Int, copying source: UnsafePointer<Bucket>? = nil) {
                 self.capacity = capacity
                 // Aligned to a line, so that no bucket straddles two.
                 let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Bucket>.stride, alignment: 64)
                 buckets = raw.bindMemory(to: Bucket.self, capacity: capacity)
-                for index in 0..<capacity { (buckets + index).initialize(to: BindingTable.empty) }
+                if let source {
+                    buckets.initialize(from: source, count: capacity)
+                } else {
+                    buckets.initialize(repeating: BindingTable.empty, count: capacity)
+                }
             }
 
             deinit { buckets.deallocate() }
@@ -53,8 +58,6 @@ extension AffinityTable {
         private static let seed = (UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
 
         init() {}
-
-        var isEmpty: Bool { count == 0 }
 
         /// The bucket that holds `slot`, if any.
         func index(of slot: Slot) -> Int? {
@@ -134,34 +137,33 @@ extension AffinityTable {
 
         /// The first bucket probed for `slot`.
         @inline(__always)
-        private func home(of slot: Slot) -> Int {
-            Self.home(high: slot.high, low: slot.low, length: slot.length, isV6: slot.isV6) & mask
-        }
+        private func home(of slot: Slot) -> Int { Self.hash(slot) & mask }
 
-        /// A keyed multiply-fold (the 128-bit product's halves xored, as wyhash mixes) of a
-        /// prefix's words, length and family; the caller keeps the bits of its table's size.
+        /// A keyed multiply-fold (the 128-bit product's halves xored, as wyhash mixes) of the
+        /// key's prefix (its words, length and family; not its service); the caller keeps the
+        /// bits of its table's size.
         @inline(__always)
-        private static func home(high: UInt64, low: UInt64, length: UInt8, isV6: Bool) -> Int {
-            let rest = UInt64(length) << 8 | (isV6 ? 1 : 0)
-            let first = (high ^ seed.0).multipliedFullWidth(by: low ^ seed.1)
+        private static func hash(_ slot: Slot) -> Int {
+            let rest = UInt64(slot.length) << 8 | (slot.isV6 ? 1 : 0)
+            let first = (slot.high ^ seed.0).multipliedFullWidth(by: slot.low ^ seed.1)
             let second = (first.high ^ first.low ^ rest).multipliedFullWidth(by: seed.1 | 1)
             return Int(truncatingIfNeeded: second.high ^ second.low)
         }
 
-        /// Where the buckets are and how many, in one word (`place(hint:...)`): the buckets are
+        /// Where the buckets are and how many, in one word (`place(of:hint:)`): the buckets are
         /// aligned to 64 bytes, so the low six bits hold the log2 of their count. 0: none.
         var hint: Int {
             guard let buckets else { return 0 }
             return Int(bitPattern: buckets) | (mask + 1).trailingZeroBitCount
         }
 
-        /// The first bucket of a prefix's probe in the table `hint` was read from, for a
-        /// prefetch: the table may have grown or moved since, and a prefetch of a stale place
-        /// is harmless (it never faults) and merely useless.
-        static func place(hint: Int, high: UInt64, low: UInt64, length: UInt8, isV6: Bool) -> UnsafeRawPointer? {
+        /// The first bucket of `slot`'s probe (whatever its service) in the table `hint` was
+        /// read from, for a prefetch: the table may have grown or moved since, and a prefetch
+        /// of a stale place is harmless (it never faults) and merely useless.
+        static func place(of slot: Slot, hint: Int) -> UnsafeRawPointer? {
             guard let base = UnsafeRawPointer(bitPattern: hint & ~63) else { return nil }
             let mask = 1 << (hint & 63) - 1
-            return base + (home(high: high, low: low, length: length, isV6: isV6) & mask) * MemoryLayout<Bucket>.stride
+            return base + (hash(slot) & mask) * MemoryLayout<Bucket>.stride
         }
 
         /// Puts `bucket`, whose key is not in the table, in the first free bucket of its probe.
@@ -190,8 +192,7 @@ extension AffinityTable {
         private mutating func makeUnique() {
             // Asked before anything else holds the storage, which would make it shared.
             guard storage != nil, !isKnownUniquelyReferenced(&storage), let shared = storage else { return }
-            storage = Storage(capacity: shared.capacity)
-            storage!.buckets.update(from: shared.buckets, count: shared.capacity)
+            storage = Storage(capacity: shared.capacity, copying: shared.buckets)
             buckets = storage!.buckets
         }
     }

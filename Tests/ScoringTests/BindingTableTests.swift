@@ -107,8 +107,7 @@ import Testing
         table.updateValue(Self.stored(1), forKey: slot)
         let index = table.index(of: slot)!   // alone in the table: in its first bucket
         let base = UnsafeRawPointer(bitPattern: table.hint & ~63)!
-        let place = AffinityTable.BindingTable.place(hint: table.hint, high: slot.high, low: slot.low, length: slot.length,
-                                                     isV6: slot.isV6)
+        let place = AffinityTable.BindingTable.place(of: slot, hint: table.hint)
         #expect(place == base + index * MemoryLayout<AffinityTable.BindingTable.Bucket>.stride)
         var other = slot
         other.service = 7
