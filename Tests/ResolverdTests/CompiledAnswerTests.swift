@@ -268,7 +268,7 @@ import Testing
     /// handed over when its slot is taken.
     @Test func theMemoKeepsASetOfClientsAndTheirRenewals() throws {
         var memo = DecisionMemo(capacity: DecisionMemo.ways)   // one set
-        let clients = ["198.51.100.0", "203.0.113.0", "192.0.2.0", "198.51.101.0"].map {
+        let clients = ["198.51.100.0", "203.0.113.0", "192.0.2.0", "198.51.101.0"].prefix(DecisionMemo.ways).map {
             Client(address: IPAddress($0)!, prefixLength: 24)
         }
         for client in clients {
@@ -287,12 +287,79 @@ import Testing
         let evicted = memo.remember(epoch: 7, service: 0, client: fifth, site: 2, ttl: 20, scope: 24, sticky: true, now: 100.6)
         let held = try #require(evicted)
         #expect(held.queries == 1 && held.lastSeen == 100.5 && clients.contains(held.client), "the evicted client's renewal")
-        #expect(clients.filter { memo.find(epoch: 7, service: 0, client: $0, now: 100.6) != nil }.count == 3)
+        #expect(clients.filter { memo.find(epoch: 7, service: 0, client: $0, now: 100.6) != nil }.count == DecisionMemo.ways - 1)
         #expect(memo.find(epoch: 7, service: 0, client: fifth, now: 100.6)?.slot.site == 2)
         var drained: [DecisionMemo.Renewal] = []
         memo.drainRenewals(in: 0..<memo.slotCount) { drained.append($0) }
-        #expect(drained.count == 3 && drained.allSatisfy { $0.queries == 1 && $0.client != held.client })
+        #expect(drained.count == DecisionMemo.ways - 1 && drained.allSatisfy { $0.queries == 1 && $0.client != held.client })
         memo.drainRenewals(in: 0..<memo.slotCount) { _ in Issue.record("renewals are handed over once") }
+    }
+
+    /// A memo where more than one decision in eight displaces another client's live one is
+    /// crowded, once per look; one whose clients fit, or that is as large as it grows, is not.
+    @Test func aMemoIsCrowdedWhenLiveDecisionsDisplaceEachOther() {
+        func client(_ number: Int) -> Client { Client(address: .v4(0x0A00_0000 + UInt32(number) << 8), prefixLength: 24) }
+        var memo = DecisionMemo(capacity: 1 << 10)
+        #expect(memo.capacity == 1 << 10)
+        for number in 0..<5_000 {
+            _ = memo.remember(epoch: 1, service: 0, client: client(number), site: 0, ttl: 20, scope: 24, sticky: false,
+                              now: 100 + Double(number) / 10_000)
+        }
+        let crowded = memo.crowded()
+        #expect(crowded, "5 000 clients within half a second in 1 024 slots")
+        let again = memo.crowded()
+        #expect(!again, "the counts start again after each look")
+        #expect(memo.grown().capacity == 1 << 11)
+        #expect(memo.grown().find(epoch: 1, service: 0, client: client(4_999), now: 100.5) == nil, "grown empty")
+
+        // The same 100 clients again and again: each finds its own slot (or an expired one).
+        var fitting = DecisionMemo(capacity: 1 << 10)
+        for round in 0..<50 {
+            for number in 0..<100 {
+                _ = fitting.remember(epoch: 1, service: 0, client: client(number), site: 0, ttl: 20, scope: 24,
+                                     sticky: false, now: 100 + Double(round) / 10)
+            }
+        }
+        let fits = !fitting.crowded()
+        #expect(fits)
+
+        var largest = DecisionMemo(capacity: DecisionMemo.largest)
+        for number in 0..<300_000 {
+            _ = largest.remember(epoch: 1, service: 0, client: client(number), site: 0, ttl: 20, scope: 24, sticky: false,
+                                 now: 100 + Double(number) / 1_000_000)
+        }
+        let grows = largest.crowded()
+        #expect(!grows, "it grows no further")
+    }
+
+    /// A responder whose memo is too small for its clients grows it, and no reuse counted in
+    /// the memo it leaves is lost: every query reaches the bindings as a decision or a renewal.
+    @Test func aResponderGrowsItsMemoAndKeepsEveryRenewal() throws {
+        var responder = Responder(memoCapacity: 1 << 10)
+        let queries = (0..<5_000).map {
+            Self.packet("api.svc.example.", .a, edns: Example.ecs("11.\($0 >> 8).\($0 & 255).0/24"), flags: 0, id: 1)
+        }
+        var now = 1_000_000.0
+        var asked = 0
+        for _ in 0..<2 {
+            for query in queries {
+                for _ in 0..<2 {   // the second one reuses the decision, a renewal held in the memo
+                    now += 0.000_125
+                    let answered = query.withUnsafeBytes {
+                        responder.respond(to: $0, context: RequestContext(transport: .udp, source: IPAddress("192.0.2.1"), now: now),
+                                          state: state)
+                    }
+                    #expect(answered)
+                    asked += 1
+                }
+            }
+        }
+        #expect(responder.memo.capacity >= 1 << 11, "grown from 1 024 slots: \(responder.memo.capacity)")
+        #expect(responder.compiledAnswers > 1_000, "decisions were reused: \(responder.compiledAnswers)")
+        responder.handOverRenewals()
+        let counts = state.affinity.counts
+        #expect(counts.created + counts.kept + counts.expired + counts.movedTotal == asked,
+                "created \(counts.created), kept \(counts.kept), of \(asked) queries")
     }
 
     /// The periodic hand-over takes only the renewals of expired decisions: an active client's

@@ -14,6 +14,9 @@ import Scoring
 /// `ways` slots, so remembering and finding allocate nothing. Sets rather than one slot per
 /// hash: with one slot, the clients that share it with another (about a fifth of them at a
 /// quarter full) would evict each other on every query and be decided anew each time.
+/// It starts at 2 MiB and doubles, up to `largest`, while more than one decision in eight
+/// is remembered over another client's that was still live (`crowded`): more clients ask
+/// within a second than it holds, and each of them would be decided anew every time.
 ///
 /// A reuse of a sticky decision renews the client's binding; the memo counts those renewals
 /// in the slot, so a reuse takes no lock and hashes nothing beyond the slot. They reach the
@@ -52,17 +55,24 @@ struct DecisionMemo {
     static let jitter = 0.25
     /// The generator of that random part (xorshift64; its quality hardly matters here).
     private var random: UInt64 = 0x2545_F491_4F6C_DD1D
-    /// Slots per set.
-    static let ways = 4
+    /// Slots per set: two cache lines, both fetched ahead (`prefetch`), as a lookup for a
+    /// client that is not in the set reads every way (most lookups, with many clients).
+    static let ways = 2
+    /// The most slots a memo grows to (8 MiB): 65 536 clients a second, at most two in a set.
+    static let largest = 1 << 17
 
     /// Allocated at the first decision remembered, so a responder that never answers a
     /// service name (or has capacity 0: a TCP connection's) costs nothing.
     private var slots = HugePageArray<Slot>()
     /// Sets − 1 (sets are a power of two); −1 when the memo remembers nothing.
     private let mask: Int
+    /// Decisions remembered since `crowded` last looked, and how many of them took the slot
+    /// of another client's decision that had not expired.
+    private var remembered = 0
+    private var displacedLive = 0
 
     /// `capacity` slots, rounded down to a power of two of at least `ways` (a UDP worker's
-    /// 32 768 slots take 2 MiB, one huge page: `HugePageArray`); 0 remembers nothing.
+    /// first 32 768 slots take 2 MiB, one huge page: `HugePageArray`); 0 remembers nothing.
     init(capacity: Int) {
         var size = Self.ways
         while size * 2 <= capacity { size *= 2 }
@@ -85,20 +95,20 @@ struct DecisionMemo {
             && Int(slot.prefixLength) == length
     }
 
-    /// Starts bringing the first two slots of `client`'s set (a cache line each) into the
-    /// cache. Between two queries of one client the network stack has run through thousands
-    /// of datagrams, so the set is rarely cached and `find` waited on memory (four fifths of
-    /// its time, in the bench's ECS mix); asked for a batch ahead (`Responder.prepare`), the
-    /// waits overlap. Two lines, not the set's four: at the fill the memo is sized for, a set
-    /// holds a client or two, so its later ways are rarely read, and a batch's worth of four lines
-    /// each filled the core's few line-fill buffers (the prefetches themselves then waited).
+    /// Starts bringing `client`'s set (two slots, a cache line each) into the cache. Between
+    /// two queries of one client the network stack has run through thousands of datagrams,
+    /// so the set is rarely cached and `find` waited on memory (four fifths of its time, in
+    /// the bench's ECS mix); asked for a batch ahead (`Responder.prepare`), the waits overlap.
+    /// Sets were four slots once, of which only the first two were fetched (a batch's worth
+    /// of four lines each filled the core's few line-fill buffers, and the prefetches
+    /// themselves then waited): a client not in its set, which is most of them when there are
+    /// many, then waited for the other two lines all the same.
     @inline(__always)
     func prefetch(client: Client) {
         guard mask >= 0 else { return }
         let (_, high, low) = client.address.words
         let first = set(high: high, low: low, length: client.prefixLength)
-        slots.prefetch(first)
-        slots.prefetch(first + 1)
+        for way in 0..<Self.ways { slots.prefetch(first + way) }
     }
 
     /// Where the decision remembered for `client` of service `service` in decision epoch
@@ -151,13 +161,16 @@ struct DecisionMemo {
         let (isV6, high, low) = client.address.words
         let first = set(high: high, low: low, length: client.prefixLength)
         var chosen = first
+        var own = false
         for index in first..<(first + Self.ways) {
             if Self.holds(slots[index], service: service, isV6: isV6, high: high, low: low, length: client.prefixLength) {
-                chosen = index
+                (chosen, own) = (index, true)
                 break
             }
             if slots[index].expires < slots[chosen].expires { chosen = index }
         }
+        remembered &+= 1
+        if !own && slots[chosen].expires > now { displacedLive &+= 1 }
         let held = Self.renewal(slots[chosen])
         random ^= random << 13
         random ^= random >> 7
@@ -168,6 +181,27 @@ struct DecisionMemo {
             isV6: isV6, sticky: sticky, epoch: epoch, expires: now + Self.lifetime - spread, site: Int32(site), ttl: ttl,
             scope: UInt8(clamping: scope))
         return held
+    }
+
+    /// The number of slots it has or will have (`capacity` rounded as `init` rounds it).
+    var capacity: Int { (mask + 1) * Self.ways }
+
+    /// Whether the memo should grow: since the last call, enough decisions were remembered to
+    /// tell (an eighth of its slots) and more than one in eight of them displaced another
+    /// client's live one, and it is smaller than `largest`. Called once a lifetime
+    /// (`Responder.adoptMemo`). With two ways, that is a memo about a third full of live
+    /// decisions (a new client then finds both of its set's slots live one time in four); at a
+    /// quarter, one in eleven.
+    mutating func crowded() -> Bool {
+        defer { (remembered, displacedLive) = (0, 0) }
+        return capacity < Self.largest && remembered >= capacity / 8 && displacedLive * 8 > remembered
+    }
+
+    /// An empty memo of twice the capacity (its renewals are the caller's to hand over first).
+    func grown() -> DecisionMemo {
+        var memo = DecisionMemo(capacity: min(capacity * 2, Self.largest))
+        memo.random = random
+        return memo
     }
 
     /// Renewals of one client's binding not yet handed over.

@@ -245,7 +245,9 @@ extension Responder {
     /// Makes `state` the one the memo's renewals are counted for, handing those counted for
     /// another state's data over first; and hands a slice of them over every sixteenth of a
     /// second, those of expired decisions (the others go with the client's next decision), so
-    /// each is handed over within two seconds and no hand-over is long.
+    /// each is handed over within two seconds and no hand-over is long. After each round of
+    /// slices (a lifetime), a memo too small for the clients it sees grows
+    /// (`DecisionMemo.crowded`), its renewals handed over first.
     @inline(__always)
     mutating func adoptMemo(_ state: ServingState, now: Double) {
         if memoOwner?.dataGeneration != state.dataGeneration {
@@ -255,6 +257,10 @@ extension Responder {
             let slice = max(memo.slotCount / Self.handOverSlices, 1)
             handOver(slots: handOverCursor..<(handOverCursor + slice), expiredBy: now)
             handOverCursor = handOverCursor + slice >= memo.slotCount ? 0 : handOverCursor + slice
+            if handOverCursor == 0 && memo.crowded() {
+                handOverRenewals()
+                memo = memo.grown()
+            }
         } else {
             return
         }

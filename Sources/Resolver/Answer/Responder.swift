@@ -87,8 +87,9 @@ public struct Responder {
     /// from another state (a UDP worker: after each batch); false flushes after each answer.
     public var defersCounts = false
 
-    /// `memoCapacity`: client decisions remembered for reuse (0 for none: a TCP connection
-    /// asks rarely and must not hold two megabytes for it).
+    /// `memoCapacity`: client decisions remembered for reuse at first (it grows with the
+    /// clients, `DecisionMemo.crowded`); 0 for none: a TCP connection asks rarely and must not
+    /// hold two megabytes for it.
     public init(memoCapacity: Int = 1 << 15) {
         memo = DecisionMemo(capacity: memoCapacity)
         // 4 096 answers of up to 512 bytes (3 MB) per UDP worker; none for a TCP connection.
