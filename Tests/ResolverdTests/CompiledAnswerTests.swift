@@ -283,12 +283,12 @@ import Testing
             #expect(memo.find(epoch: 7, service: 1, client: client, now: 100.5) == nil, "another service")
             #expect(memo.find(epoch: 7, service: 0, client: client, now: 101.01) == nil, "after the lifetime")
         }
-        let fifth = Client(address: IPAddress("100.1.0.0")!, prefixLength: 24)
-        let evicted = memo.remember(epoch: 7, service: 0, client: fifth, site: 2, ttl: 20, scope: 24, sticky: true, now: 100.6)
+        let another = Client(address: IPAddress("100.1.0.0")!, prefixLength: 24)
+        let evicted = memo.remember(epoch: 7, service: 0, client: another, site: 2, ttl: 20, scope: 24, sticky: true, now: 100.6)
         let held = try #require(evicted)
         #expect(held.queries == 1 && held.lastSeen == 100.5 && clients.contains(held.client), "the evicted client's renewal")
         #expect(clients.filter { memo.find(epoch: 7, service: 0, client: $0, now: 100.6) != nil }.count == DecisionMemo.ways - 1)
-        #expect(memo.find(epoch: 7, service: 0, client: fifth, now: 100.6)?.slot.site == 2)
+        #expect(memo.find(epoch: 7, service: 0, client: another, now: 100.6)?.slot.site == 2)
         var drained: [DecisionMemo.Renewal] = []
         memo.drainRenewals(in: 0..<memo.slotCount) { drained.append($0) }
         #expect(drained.count == DecisionMemo.ways - 1 && drained.allSatisfy { $0.queries == 1 && $0.client != held.client })
@@ -406,7 +406,7 @@ import Testing
         }
         _ = memo.remember(epoch: 1, service: 9, client: client, site: 9, ttl: 20, scope: 24, sticky: false, now: 100.5)
         let kept = (0..<DecisionMemo.ways).filter { memo.find(epoch: 1, service: $0, client: client, now: 100.5) != nil }
-        #expect(kept.count == DecisionMemo.ways - 1, "the fifth service's decision took one of the client's slots")
+        #expect(kept.count == DecisionMemo.ways - 1, "one more service's decision took one of the client's slots")
         #expect(memo.find(epoch: 1, service: 9, client: client, now: 100.5)?.slot.site == 9)
     }
 

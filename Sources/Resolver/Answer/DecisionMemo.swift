@@ -58,7 +58,8 @@ struct DecisionMemo {
     /// Slots per set: two cache lines, both fetched ahead (`prefetch`), as a lookup for a
     /// client that is not in the set reads every way (most lookups, with many clients).
     static let ways = 2
-    /// The most slots a memo grows to (8 MiB): 65 536 clients a second, at most two in a set.
+    /// The most slots a memo grows to (8 MiB): crowded (below) from some 40 000 clients asking
+    /// within a second; past that, more of them are decided anew.
     static let largest = 1 << 17
 
     /// Allocated at the first decision remembered, so a responder that never answers a
@@ -189,9 +190,9 @@ struct DecisionMemo {
     /// Whether the memo should grow: since the last call, enough decisions were remembered to
     /// tell (an eighth of its slots) and more than one in eight of them displaced another
     /// client's live one, and it is smaller than `largest`. Called once a lifetime
-    /// (`Responder.adoptMemo`). With two ways, that is a memo about a third full of live
-    /// decisions (a new client then finds both of its set's slots live one time in four); at a
-    /// quarter, one in eleven.
+    /// (`Responder.adoptMemo`). With two ways, a new client finds both of its set's slots live
+    /// one time in eight when three tenths of the slots hold live decisions (one in eleven at
+    /// a quarter, one in four at a half).
     mutating func crowded() -> Bool {
         defer { (remembered, displacedLive) = (0, 0) }
         return capacity < Self.largest && remembered >= capacity / 8 && displacedLive * 8 > remembered
