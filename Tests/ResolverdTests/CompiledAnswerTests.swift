@@ -323,13 +323,30 @@ import Testing
         let fits = !fitting.crowded()
         #expect(fits)
 
-        var largest = DecisionMemo(capacity: DecisionMemo.largest)
+        var largest = DecisionMemo(capacity: DecisionMemo.mostSlots)
         for number in 0..<300_000 {
             _ = largest.remember(epoch: 1, service: 0, client: client(number), site: 0, ttl: 20, scope: 24, sticky: false,
                                  now: 100 + Double(number) / 1_000_000)
         }
         let grows = largest.crowded()
         #expect(!grows, "it grows no further")
+
+        // A memo given a smaller limit (a worker of many) grows to it and no further.
+        var limited = DecisionMemo(capacity: 1 << 10, largest: 1 << 11)
+        for round in 0..<2 {
+            for number in 0..<5_000 {
+                _ = limited.remember(epoch: 1, service: 0, client: client(number), site: 0, ttl: 20, scope: 24, sticky: false,
+                                     now: 100 + Double(round) + Double(number) / 10_000)
+            }
+            let crowded = limited.crowded()
+            #expect(crowded == (round == 0), "round \(round) at \(limited.capacity) slots")
+            if crowded { limited = limited.grown() }
+        }
+        #expect(limited.capacity == 1 << 11 && limited.largest == 1 << 11)
+        #expect(UDPWorkers.memoLargest(workers: 1) == DecisionMemo.mostSlots)
+        #expect(UDPWorkers.memoLargest(workers: 8) == DecisionMemo.mostSlots)
+        #expect(UDPWorkers.memoLargest(workers: 16) == 1 << 16, "64 MiB in all")
+        #expect(UDPWorkers.memoLargest(workers: 64) == 1 << 15, "never below where a memo starts")
     }
 
     /// A responder whose memo is too small for its clients grows it, and no reuse counted in

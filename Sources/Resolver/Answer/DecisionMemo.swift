@@ -14,7 +14,7 @@ import Scoring
 /// `ways` slots, so remembering and finding allocate nothing. Sets rather than one slot per
 /// hash: with one slot, the clients that share it with another (about a fifth of them at a
 /// quarter full) would evict each other on every query and be decided anew each time.
-/// It starts at 2 MiB and doubles, up to `largest`, while more than one decision in eight
+/// It starts at 2 MiB and doubles, up to `largest` (8 MiB, less with many workers), while more than one decision in eight
 /// is remembered over another client's that was still live (`crowded`): more clients ask
 /// within a second than it holds, and each of them would be decided anew every time.
 ///
@@ -60,7 +60,10 @@ struct DecisionMemo {
     static let ways = 2
     /// The most slots a memo grows to (8 MiB): crowded (below) from some 40 000 clients asking
     /// within a second; past that, more of them are decided anew.
-    static let largest = 1 << 17
+    static let mostSlots = 1 << 17
+    /// The most slots this memo grows to: `mostSlots`, or fewer where many workers each have
+    /// one (`UDPWorkers`).
+    let largest: Int
 
     /// Allocated at the first decision remembered, so a responder that never answers a
     /// service name (or has capacity 0: a TCP connection's) costs nothing.
@@ -74,10 +77,11 @@ struct DecisionMemo {
 
     /// `capacity` slots, rounded down to a power of two of at least `ways` (a UDP worker's
     /// first 32 768 slots take 2 MiB, one huge page: `HugePageArray`); 0 remembers nothing.
-    init(capacity: Int) {
+    init(capacity: Int, largest: Int = Self.mostSlots) {
         var size = Self.ways
         while size * 2 <= capacity { size *= 2 }
         mask = capacity > 0 ? size / Self.ways - 1 : -1
+        self.largest = largest
     }
 
     /// The first slot of the client's set: of the client alone, not the service, so that
@@ -189,18 +193,18 @@ struct DecisionMemo {
 
     /// Whether the memo should grow: since the last call, enough decisions were remembered to
     /// tell (an eighth of its slots) and more than one in eight of them displaced another
-    /// client's live one, and it is smaller than `largest`. Called once a lifetime
+    /// client's live one, and it can double within `largest`. Called once a lifetime
     /// (`Responder.adoptMemo`). With two ways, a new client finds both of its set's slots live
     /// one time in eight when three tenths of the slots hold live decisions (one in eleven at
     /// a quarter, one in four at a half).
     mutating func crowded() -> Bool {
         defer { (remembered, displacedLive) = (0, 0) }
-        return capacity < Self.largest && remembered >= capacity / 8 && displacedLive * 8 > remembered
+        return capacity * 2 <= largest && remembered >= capacity / 8 && displacedLive * 8 > remembered
     }
 
     /// An empty memo of twice the capacity (its renewals are the caller's to hand over first).
     func grown() -> DecisionMemo {
-        var memo = DecisionMemo(capacity: min(capacity * 2, Self.largest))
+        var memo = DecisionMemo(capacity: min(capacity * 2, largest), largest: largest)
         memo.random = random
         return memo
     }

@@ -7,7 +7,7 @@ import CUDPBatch
 /// the kernel in transparent huge pages (madvise(2) MADV_HUGEPAGE, which works where THP is
 /// set to "madvise", Debian's default), with value semantics (copy on write).
 ///
-/// For a table every query reads at a random place, as the decision memo (2 MiB per UDP
+/// For a table every query reads at a random place, as the decision memo (2 to 8 MiB per UDP
 /// worker): between two queries of one client the kernel's network stack has run through
 /// thousands of datagrams, so the slot is rarely in the cache, and with 4 KiB pages neither is
 /// its page's translation. In 2 MiB pages the table is one TLB entry, and a lookup is one miss
