@@ -14,9 +14,10 @@ import Scoring
 /// `ways` slots, so remembering and finding allocate nothing. Sets rather than one slot per
 /// hash: with one slot, the clients that share it with another (about a fifth of them at a
 /// quarter full) would evict each other on every query and be decided anew each time.
-/// It starts at 2 MiB and doubles, up to `largest` (8 MiB, less with many workers), while more than one decision in eight
-/// is remembered over another client's that was still live (`crowded`): more clients ask
-/// within a second than it holds, and each of them would be decided anew every time.
+/// It starts at 2 MiB and doubles, up to `largest` (8 MiB, less with many workers), while
+/// more than one decision in eight is remembered over another client's that was still live
+/// (`crowded`): more clients ask within a second than it holds, and each of them would be
+/// decided anew every time.
 ///
 /// A reuse of a sticky decision renews the client's binding; the memo counts those renewals
 /// in the slot, so a reuse takes no lock and hashes nothing beyond the slot. They reach the
