@@ -14,10 +14,10 @@ import Scoring
 /// `ways` slots, so remembering and finding allocate nothing. Sets rather than one slot per
 /// hash: with one slot, the clients that share it with another (about a fifth of them at a
 /// quarter full) would evict each other on every query and be decided anew each time.
-/// It starts at 2 MiB and doubles, up to `largest` (8 MiB, less with many workers), while
-/// more than one decision in eight is remembered over another client's that was still live
-/// (`crowded`): more clients ask within a second than it holds, and each of them would be
-/// decided anew every time.
+/// A UDP worker's memo is sized for the clients of a second (`UDPWorkers.memoSlots`: 8 MiB,
+/// less with many workers) and allocated before the worker answers: one of 2 MiB held fewer
+/// of the bench's 65 536 /24s than ask within a second, and most of them were decided anew
+/// every time; one that grew under load stalled its worker for milliseconds while it did.
 ///
 /// A reuse of a sticky decision renews the client's binding; the memo counts those renewals
 /// in the slot, so a reuse takes no lock and hashes nothing beyond the slot. They reach the
@@ -59,30 +59,25 @@ struct DecisionMemo {
     /// Slots per set: two cache lines, both fetched ahead (`prefetch`), as a lookup for a
     /// client that is not in the set reads every way (most lookups, with many clients).
     static let ways = 2
-    /// The most slots a memo grows to (8 MiB): crowded (below) from some 40 000 clients asking
-    /// within a second; past that, more of them are decided anew.
-    static let mostSlots = 1 << 17
-    /// The most slots this memo grows to: `mostSlots`, or fewer where many workers each have
-    /// one (`UDPWorkers`).
-    let largest: Int
 
     /// Allocated at the first decision remembered, so a responder that never answers a
     /// service name (or has capacity 0: a TCP connection's) costs nothing.
     private var slots = HugePageArray<Slot>()
     /// Sets − 1 (sets are a power of two); −1 when the memo remembers nothing.
     private let mask: Int
-    /// Decisions remembered since `crowded` last looked, and how many of them took the slot
-    /// of another client's decision that had not expired.
-    private var remembered = 0
-    private var displacedLive = 0
 
-    /// `capacity` slots, rounded down to a power of two of at least `ways` (a UDP worker's
-    /// first 32 768 slots take 2 MiB, one huge page: `HugePageArray`); 0 remembers nothing.
-    init(capacity: Int, largest: Int = Self.mostSlots) {
+    /// `capacity` slots, rounded down to a power of two of at least `ways` (32 768 slots take
+    /// 2 MiB, one huge page: `HugePageArray`); 0 remembers nothing.
+    init(capacity: Int) {
         var size = Self.ways
         while size * 2 <= capacity { size *= 2 }
         mask = capacity > 0 ? size / Self.ways - 1 : -1
-        self.largest = largest
+    }
+
+    /// Allocates the slots now rather than at the first decision remembered (a UDP worker,
+    /// before it answers: writing megabytes of fresh memory takes milliseconds).
+    mutating func allocate() {
+        if slots.isEmpty && mask >= 0 { slots = HugePageArray(repeating: Slot(), count: (mask + 1) * Self.ways) }
     }
 
     /// The first slot of the client's set: of the client alone, not the service, so that
@@ -163,20 +158,17 @@ struct DecisionMemo {
     mutating func remember(epoch: UInt64, service: Int, client: Client, site: Int, ttl: UInt32, scope: Int,
                            sticky: Bool, now: Double) -> Renewal? {
         guard mask >= 0 else { return nil }
-        if slots.isEmpty { slots = HugePageArray(repeating: Slot(), count: (mask + 1) * Self.ways) }
+        allocate()
         let (isV6, high, low) = client.address.words
         let first = set(high: high, low: low, length: client.prefixLength)
         var chosen = first
-        var own = false
         for index in first..<(first + Self.ways) {
             if Self.holds(slots[index], service: service, isV6: isV6, high: high, low: low, length: client.prefixLength) {
-                (chosen, own) = (index, true)
+                chosen = index
                 break
             }
             if slots[index].expires < slots[chosen].expires { chosen = index }
         }
-        remembered &+= 1
-        if !own && slots[chosen].expires > now { displacedLive &+= 1 }
         let held = Self.renewal(slots[chosen])
         random ^= random << 13
         random ^= random >> 7
@@ -191,24 +183,6 @@ struct DecisionMemo {
 
     /// The number of slots it has or will have (`capacity` rounded as `init` rounds it).
     var capacity: Int { (mask + 1) * Self.ways }
-
-    /// Whether the memo should grow: since the last call, enough decisions were remembered to
-    /// tell (an eighth of its slots) and more than one in eight of them displaced another
-    /// client's live one, and it can double within `largest`. Called once a lifetime
-    /// (`Responder.adoptMemo`). With two ways, a new client finds both of its set's slots live
-    /// one time in eight when three tenths of the slots hold live decisions (one in eleven at
-    /// a quarter, one in four at a half).
-    mutating func crowded() -> Bool {
-        defer { (remembered, displacedLive) = (0, 0) }
-        return capacity * 2 <= largest && remembered >= capacity / 8 && displacedLive * 8 > remembered
-    }
-
-    /// An empty memo of twice the capacity (its renewals are the caller's to hand over first).
-    func grown() -> DecisionMemo {
-        var memo = DecisionMemo(capacity: min(capacity * 2, largest), largest: largest)
-        memo.random = random
-        return memo
-    }
 
     /// Renewals of one client's binding not yet handed over.
     struct Renewal: Equatable {

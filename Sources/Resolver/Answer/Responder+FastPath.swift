@@ -245,9 +245,7 @@ extension Responder {
     /// Makes `state` the one the memo's renewals are counted for, handing those counted for
     /// another state's data over first; and hands a slice of them over every sixteenth of a
     /// second, those of expired decisions (the others go with the client's next decision), so
-    /// each is handed over within two seconds and no hand-over is long. After each round of
-    /// slices (a lifetime), a memo too small for the clients it sees grows
-    /// (`DecisionMemo.crowded`), its renewals handed over first.
+    /// each is handed over within two seconds and no hand-over is long.
     @inline(__always)
     mutating func adoptMemo(_ state: ServingState, now: Double) {
         if memoOwner?.dataGeneration != state.dataGeneration {
@@ -257,10 +255,6 @@ extension Responder {
             let slice = max(memo.slotCount / Self.handOverSlices, 1)
             handOver(slots: handOverCursor..<(handOverCursor + slice), expiredBy: now)
             handOverCursor = handOverCursor + slice >= memo.slotCount ? 0 : handOverCursor + slice
-            if handOverCursor == 0 && memo.crowded() {
-                handOverRenewals()
-                memo = memo.grown()
-            }
         } else {
             return
         }
@@ -268,6 +262,12 @@ extension Responder {
     }
 
     static let handOverSlices = 16
+
+    /// Allocates the decision memo now (a UDP worker, before it answers), so that no query
+    /// waits while its megabytes are first written.
+    public mutating func allocateMemo() {
+        memo.allocate()
+    }
 
     /// Hands every renewal the memo has counted to the bindings (`AffinityTable.renew`) and
     /// the metrics: when the server is idle, when it stops, and by tests before they read

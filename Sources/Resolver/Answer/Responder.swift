@@ -87,11 +87,10 @@ public struct Responder {
     /// from another state (a UDP worker: after each batch); false flushes after each answer.
     public var defersCounts = false
 
-    /// `memoCapacity`: client decisions remembered for reuse at first (it grows with the
-    /// clients, `DecisionMemo.crowded`, up to `memoLargest`); 0 for none: a TCP connection asks
-    /// rarely and must not hold two megabytes for it.
-    public init(memoCapacity: Int = 1 << 15, memoLargest: Int? = nil) {
-        memo = DecisionMemo(capacity: memoCapacity, largest: memoLargest ?? DecisionMemo.mostSlots)
+    /// `memoCapacity`: client decisions remembered for reuse (a UDP worker's: `UDPWorkers.
+    /// memoSlots`); 0 for none: a TCP connection asks rarely and must not hold megabytes for it.
+    public init(memoCapacity: Int = 1 << 15) {
+        memo = DecisionMemo(capacity: memoCapacity)
         // 4 096 answers of up to 512 bytes (3 MB) per UDP worker; none for a TCP connection.
         cache = AnswerCache(capacity: memoCapacity > 0 ? 1 << 12 : 0)
         // A UDP worker keeps every service's compute delays (a table of every site, 32 bytes

@@ -51,21 +51,22 @@ final class UDPWorkers: Sendable {
         self.counters = counters
     }
 
-    /// The most decision-memo slots per worker (`DecisionMemo.largest`) for `workers`
-    /// workers: 8 MiB each up to eight, then 64 MiB shared out, but never under the 2 MiB a
-    /// memo starts at. Each worker sees every client (SO_REUSEPORT spreads by the resolver's
-    /// port), so each memo needs room for all of them; on a machine of many cores the whole
-    /// stays bounded rather than growing by 8 MiB a core.
-    static func memoLargest(workers: Int) -> Int {
-        min(DecisionMemo.mostSlots, max(1 << 15, (1 << 20) / max(workers, 1)))
+    /// Decision-memo slots per worker (`DecisionMemo`, 64 bytes each) for `workers` workers:
+    /// 131 072 (8 MiB) each up to eight workers, then 64 MiB shared out, never under 32 768
+    /// (2 MiB). Each worker sees every client (SO_REUSEPORT spreads by the resolver's port), so
+    /// each memo needs room for all of those that ask within a second (with two slots a set, a
+    /// new client finds both taken one time in eight at three tenths full: some 40 000 clients
+    /// at 8 MiB); on a machine of many cores the whole stays bounded.
+    static func memoSlots(workers: Int) -> Int {
+        min(1 << 17, max(1 << 15, (1 << 20) / max(workers, 1)))
     }
 
     /// Starts one thread per socket.
     func start() {
         threads.withLock { threads in
-            let memoLargest = Self.memoLargest(workers: sockets.count)
+            let memoSlots = Self.memoSlots(workers: sockets.count)
             for fd in sockets {
-                let worker = Worker(fd: fd, store: store, counters: counters, flag: flag, memoLargest: memoLargest)
+                let worker = Worker(fd: fd, store: store, counters: counters, flag: flag, memoSlots: memoSlots)
                 threads.append(spawnThread(name: "resolverd-udp") { worker.run() })
             }
         }
@@ -95,21 +96,22 @@ final class UDPWorkers: Sendable {
         let store: StateStore
         let counters: ServerCounters
         let flag: StopFlag
-        let memoLargest: Int
+        let memoSlots: Int
 
-        init(fd: Int32, store: StateStore, counters: ServerCounters, flag: StopFlag, memoLargest: Int) {
+        init(fd: Int32, store: StateStore, counters: ServerCounters, flag: StopFlag, memoSlots: Int) {
             self.fd = fd
             self.store = store
             self.counters = counters
             self.flag = flag
-            self.memoLargest = memoLargest
+            self.memoSlots = memoSlots
         }
 
         func run() {
             guard let batch = udp_batch_create(UDPWorkers.batchSize, UDPWorkers.bufferSize) else { return }
             defer { udp_batch_destroy(batch) }
             // Locals, not properties: the loop's state is this thread's alone.
-            var responder = Responder(memoLargest: memoLargest)
+            var responder = Responder(memoCapacity: memoSlots)
+            responder.allocateMemo()
             responder.defersCounts = true
             var sequence: UInt64 = 0
             // A batch's datagrams as the first pass read them, for the second.
