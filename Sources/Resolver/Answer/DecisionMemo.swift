@@ -181,9 +181,6 @@ struct DecisionMemo {
         return held
     }
 
-    /// The number of slots it has or will have (`capacity` rounded as `init` rounds it).
-    var capacity: Int { (mask + 1) * Self.ways }
-
     /// Renewals of one client's binding not yet handed over.
     struct Renewal: Equatable {
         var service: Int
