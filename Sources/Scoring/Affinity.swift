@@ -86,6 +86,40 @@ public enum Affinity {
         }
     }
 
+    /// A binding as a decision reads it: its site as the snapshot's index (nil: the site is no
+    /// longer configured) rather than its ID, and whether it was moved there rather than its
+    /// previous site. `AffinityTable` keeps bindings by numbers; read as `Binding`s, a kept
+    /// decision hashed the site's ID to find its index and copied and released the strings of
+    /// each copy of the binding and of the outcome: about a third of its instructions.
+    struct Held {
+        var site: Int?
+        var boundAt: Double
+        var lastSeen: Double
+        var queries: Int
+        var moved: Bool
+        var viaResolver: Bool
+    }
+
+    /// The binding a decision leaves, its site as the snapshot's index. Its previous site
+    /// follows from the event: kept, the held binding's previous; moved, the held binding's
+    /// site; otherwise none.
+    public struct Bound: Sendable, Equatable {
+        public var site: Int
+        public var boundAt: Double
+        public var lastSeen: Double
+        public var queries: Int
+        public var viaResolver: Bool
+    }
+
+    /// A decision as `AffinityTable` makes it for the server: the outcome with its binding by
+    /// site index (`Bound`), no strings.
+    public struct Decided: Sendable {
+        public var decision: Decision
+        public var binding: Bound?
+        public var event: BindingEvent
+        public var key: IPPrefix
+    }
+
     /// - Parameters:
     ///   - existing: the client's current binding for this service, if any.
     ///   - newBindingShare: per site index, its fraction of the new bindings made recently
@@ -97,8 +131,20 @@ public enum Affinity {
                               existing: Binding?, newBindingShare: [Int: Double] = [:], epsilon: Double = 0.25,
                               demand: Double = 0) -> Outcome {
         var storage = DecisionStorage()
-        return decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
-                      shares: { _, _, shares in shares = newBindingShare }, epsilon: epsilon, demand: demand, storage: &storage)
+        let decided = decide(service: service, client: client, snapshot: snapshot, now: now,
+                             held: existing.map { Held($0, snapshot: snapshot) },
+                             shares: { _, _, shares in shares = newBindingShare }, epsilon: epsilon, demand: demand,
+                             storage: &storage)
+        return Outcome(decision: decided.decision, binding: decided.binding.map { bound in
+            let previous: String?
+            switch decided.event {
+            case .kept: previous = existing?.previous
+            case .moved: previous = existing?.site
+            case .created, .expired: previous = nil
+            }
+            return Binding(site: snapshot.sites[bound.site].id, boundAt: bound.boundAt, lastSeen: bound.lastSeen,
+                           queries: bound.queries, previous: previous, viaResolver: bound.viaResolver)
+        }, event: decided.event, key: decided.key)
     }
 
     /// As above, with the shares read only when the client is placed anew (`AffinityTable`
@@ -110,8 +156,9 @@ public enum Affinity {
     /// `moved`: the load directed to each of the service's sites since the snapshot was
     /// published (`Selector.select`).
     static func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
-                       existing: Binding?, shares: (Service, SteeringSnapshot, inout [Int: Double]) -> Void, epsilon: Double = 0.25,
-                       demand: Double = 0, moved: [Double]? = nil, storage: inout DecisionStorage) -> Outcome {
+                       held existing: Held?, shares: (Service, SteeringSnapshot, inout [Int: Double]) -> Void,
+                       epsilon: Double = 0.25, demand: Double = 0, moved: [Double]? = nil,
+                       storage: inout DecisionStorage) -> Decided {
         var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now, moved: moved,
                                        storage: &storage)
         let key = keyPrefix(for: client)
@@ -125,7 +172,7 @@ public enum Affinity {
         let (best, eligibleCount) = eligible.bestAndCount()
         // Nothing to be sticky about when every site is down: the all-down answer stands.
         guard let best else {
-            return Outcome(decision: decision, binding: nil, event: existing == nil ? .created : .moved(.unhealthy), key: key)
+            return Decided(decision: decision, binding: nil, event: existing == nil ? .created : .moved(.unhealthy), key: key)
         }
         let limit = best.score * (1 + service.affinityMargin)
 
@@ -133,7 +180,7 @@ public enum Affinity {
         if let existing {
             if now - existing.lastSeen > service.bindingLifetime {
                 event = .expired
-            } else if let index = snapshot.siteIndex(existing.site), let bound = candidates.first(where: { $0.site == index }) {
+            } else if let index = existing.site, let bound = candidates.first(where: { $0.site == index }) {
                 // An overloaded site sheds only its excess: the clients whose hash of (prefix,
                 // site, report) falls below the excess fraction. The report's second is in the
                 // hash so that, if the clients shed were light ones and the next report still
@@ -141,11 +188,11 @@ public enum Affinity {
                 // second shed the same clients.
                 let round = snapshot.loads[index].reportedAt.map { Int($0.rounded(.down)) } ?? 0
                 let shed = !saturated && bound.excluded == .overloaded
-                    && unitHash(key: key, site: "\(existing.site)#\(round)") < shedFraction(bound.utilization, snapshot.parameters)
+                    && unitHash(key: key, site: "\(snapshot.sites[index].id)#\(round)") < shedFraction(bound.utilization, snapshot.parameters)
                 // A moved client keeps its new site for the hold-down unless it must leave it:
                 // a site flapping between down and up moves its clients away once, not back
                 // and forth, and an overloaded site does not refill as soon as it has shed.
-                let heldDown = existing.previous != nil && now - existing.boundAt < service.affinityHoldDown
+                let heldDown = existing.moved && now - existing.boundAt < service.affinityHoldDown
                 switch bound.excluded {
                 case nil where bound.score <= limit || heldDown
                     || !betterElsewhere(than: bound, demand: demand, eligible: eligible, margin: service.affinityMargin,
@@ -155,11 +202,9 @@ public enum Affinity {
                     answer(&decision.sites, first: index, eligible: eligible, count: service.answers)
                     decision.ttl = adaptiveTTL(service: service, chosen: bound, candidates: eligible, snapshot: snapshot)
                     scope(&decision, eligibleCount: eligibleCount, key: key)
-                    var renewed = existing
-                    renewed.lastSeen = now
-                    renewed.queries += 1
-                    renewed.viaResolver = client.isSourceAddress
-                    return Outcome(decision: decision, binding: renewed, event: .kept, key: key)
+                    let renewed = Bound(site: index, boundAt: existing.boundAt, lastSeen: now, queries: existing.queries + 1,
+                                        viaResolver: client.isSourceAddress)
+                    return Decided(decision: decision, binding: renewed, event: .kept, key: key)
                 case nil: event = .moved(.worse)
                 case .unhealthy?: event = .moved(.unhealthy)
                 case .stale?: event = .moved(.stale)
@@ -181,7 +226,7 @@ public enum Affinity {
         var (pool, loaded) = storage.takePools()
         for candidate in eligible where candidate.score <= limit { pool.append(candidate) }
         if demand > 0 && !saturated {
-            let current = existing.flatMap { snapshot.siteIndex($0.site) }
+            let current = existing?.site
             for candidate in eligible {
                 let added = candidate.site == current ? candidate : candidate.adding(demand, snapshot: snapshot, policy: service.policy)
                 if added.excluded == nil { loaded.append(added) }
@@ -213,11 +258,8 @@ public enum Affinity {
         answer(&decision.sites, first: chosen.site, eligible: eligible, count: service.answers)
         decision.ttl = adaptiveTTL(service: service, chosen: chosen, candidates: eligible, snapshot: snapshot)
         scope(&decision, eligibleCount: eligibleCount, key: key)
-        var previous: String? = nil
-        if case .moved = event { previous = existing?.site }
-        let binding = Binding(site: snapshot.sites[chosen.site].id, boundAt: now, lastSeen: now, previous: previous,
-                              viaResolver: client.isSourceAddress)
-        return Outcome(decision: decision, binding: binding, event: event, key: key)
+        let binding = Bound(site: chosen.site, boundAt: now, lastSeen: now, queries: 1, viaResolver: client.isSourceAddress)
+        return Decided(decision: decision, binding: binding, event: event, key: key)
     }
 
     /// The candidates a sticky decision chooses among: the eligible ones or, when every site
@@ -370,6 +412,15 @@ public enum Affinity {
         let runnerUp = candidates.lazy.filter { $0.site != chosen.site }.map(\.score).min()
         if let runnerUp, runnerUp <= chosen.score * 1.05 { ttl *= 0.5 }
         return UInt32(max(Double(min(shortestTTL, service.ttl)), ttl.rounded()))
+    }
+}
+
+extension Affinity.Held {
+    /// `binding` as a decision on `snapshot` reads it (its memberwise initialiser stays, for
+    /// `AffinityTable`, which reads bindings by numbers).
+    init(_ binding: Binding, snapshot: SteeringSnapshot) {
+        self.init(site: snapshot.siteIndex(binding.site), boundAt: binding.boundAt, lastSeen: binding.lastSeen,
+                  queries: binding.queries, moved: binding.previous != nil, viaResolver: binding.viaResolver)
     }
 }
 

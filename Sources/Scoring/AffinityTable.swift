@@ -190,6 +190,23 @@ public final class AffinityTable: Sendable {
         var started: Double?
         var measured = false
 
+        /// Per site number (`sites`), its index in the snapshot of `siteRevision` (-1: not
+        /// there), so that a decision for a bound client finds its site without hashing the ID.
+        var siteIndices: [Int] = []
+        var siteRevision: UInt64? = nil
+
+        /// The snapshot's index of site number `number`, nil when the snapshot has no such site.
+        mutating func index(ofSite number: UInt32, in snapshot: SteeringSnapshot) -> Int? {
+            if siteRevision != snapshot.siteRevision {
+                siteIndices.removeAll(keepingCapacity: true)
+                siteRevision = snapshot.siteRevision
+            }
+            // Numbers are only ever added: those given since the last look are looked up now.
+            while siteIndices.count <= Int(number) { siteIndices.append(snapshot.siteIndex(sites[UInt32(siteIndices.count)]) ?? -1) }
+            let index = siteIndices[Int(number)]
+            return index >= 0 ? index : nil
+        }
+
         /// The service a decision was last made for, and its number: decisions come mostly
         /// for the same service as the one before, whose name then compares by its storage,
         /// unhashed (`slot(remembering:)`).
@@ -222,30 +239,16 @@ public final class AffinityTable: Sendable {
         func key(of slot: Slot) -> Key { Key(service: services[slot.service], prefix: slot.prefix) }
 
         /// Stores `binding` under `key` (nil: removes it), numbering their names as needed.
-        /// `known`: `key` as stored, when the caller has it (`slot(for:)`), so the service's
-        /// name is not hashed again; `place`: where its binding is, when the caller found it
-        /// and no insertion or removal has happened since (`Shards.layout`), so that the
-        /// binding is not looked up again either.
-        mutating func set(_ key: Key, _ binding: Binding?, known: Slot? = nil, place: Shards.Place? = nil) {
+        mutating func set(_ key: Key, _ binding: Binding?) {
             guard let binding else {
-                if let slot = known ?? slot(for: key) { bindings[slot] = nil }
+                if let slot = slot(for: key) { bindings[slot] = nil }
                 return
             }
-            let slot = known ?? Slot(prefix: key.prefix, service: services.number(of: key.service))
-            // A kept binding keeps its sites: their numbers are taken from what is stored
-            // (the names compare by their shared storage), not hashed again; and it is
-            // changed where it is, found once.
-            let place = place ?? bindings.find(slot)
-            let old = place.map { bindings.stored(at: $0) }
-            func number(_ name: String, _ stored: UInt32?) -> UInt32 {
-                if let stored, stored != Stored.none, sites[stored] == name { return stored }
-                return sites.number(of: name)
-            }
-            let new = Stored(boundAt: binding.boundAt, lastSeen: binding.lastSeen, queries: binding.queries,
-                             site: number(binding.site, old?.site),
-                             previous: binding.previous.map { number($0, old?.previous) } ?? Stored.none,
-                             viaResolver: binding.viaResolver)
-            if let place { bindings.update(at: place, to: new) } else { bindings[slot] = new }
+            let slot = Slot(prefix: key.prefix, service: services.number(of: key.service))
+            bindings[slot] = Stored(boundAt: binding.boundAt, lastSeen: binding.lastSeen, queries: binding.queries,
+                                    site: sites.number(of: binding.site),
+                                    previous: binding.previous.map { sites.number(of: $0) } ?? Stored.none,
+                                    viaResolver: binding.viaResolver)
         }
     }
 
@@ -289,15 +292,19 @@ public final class AffinityTable: Sendable {
     /// outcome is recorded.
     public func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double) -> Affinity.Outcome {
         var storage = DecisionStorage()
-        return decide(service: service, client: client, snapshot: snapshot, now: now, storage: &storage)
+        let decided = decide(service: service, client: client, snapshot: snapshot, now: now, storage: &storage)
+        // The binding as recorded, with its sites' IDs.
+        let binding = decided.binding == nil ? nil : self.binding(for: Key(service: service.name, prefix: decided.key))
+        return Affinity.Outcome(decision: decided.decision, binding: binding, event: decided.event, key: decided.key)
     }
 
-    /// As above, the decision made in `storage` (`DecisionStorage`). `renewal`: reuses of the
+    /// As above, the decision made in `storage` (`DecisionStorage`), its binding by site index
+    /// (`Affinity.Decided`): the server's, which needs no site IDs. `renewal`: reuses of the
     /// client's binding since it was last recorded (as `renew` takes them), applied to it
     /// before the decision reads it, under the same lock.
     public func decide(service: Service, client: Client, snapshot: SteeringSnapshot, now: Double,
                        renewal: (queries: Int, lastSeen: Double)? = nil,
-                       storage: inout DecisionStorage) -> Affinity.Outcome {
+                       storage: inout DecisionStorage) -> Affinity.Decided {
         let key = Key(service: service.name, prefix: Affinity.keyPrefix(for: client))
         // The key as stored, once its service has a number: worked out under the first lock
         // and used again under the second (a service's number never changes).
@@ -306,7 +313,9 @@ public final class AffinityTable: Sendable {
         var place: Shards.Place? = nil
         var layout = 0
         var movedRates: [Double]? = nil
-        var existing: Binding? = nil
+        var existing: Affinity.Held? = nil
+        // The binding's site and previous site by the table's numbers (`Names`).
+        var held: (site: UInt32, previous: UInt32)? = nil
         var perQuery: RequestsPerQuery? = nil
         var weight = 1.0
         var blind = false
@@ -328,7 +337,13 @@ public final class AffinityTable: Sendable {
             slot = state.slot(remembering: key)
             place = slot.flatMap { state.bindings.find($0) }
             layout = state.bindings.layout
-            existing = place.map { state.binding(of: state.bindings.stored(at: $0)) }
+            if let place {
+                let stored = state.bindings.stored(at: place)
+                held = (stored.site, stored.previous)
+                existing = Affinity.Held(site: state.index(ofSite: stored.site, in: snapshot), boundAt: stored.boundAt,
+                                         lastSeen: stored.lastSeen, queries: stored.queries,
+                                         moved: stored.previous != Stored.none, viaResolver: stored.viaResolver)
+            }
             if let renewal, var renewed = existing {
                 renewed.lastSeen = max(renewed.lastSeen, renewal.lastSeen)
                 renewed.queries += renewal.queries
@@ -336,7 +351,7 @@ public final class AffinityTable: Sendable {
                 state.counts.kept += renewal.queries
             }
             perQuery = state.perQuery
-            if !state.heavier.isEmpty, let site = existing?.site, let factor = state.heavier[site] { weight = factor }
+            if !state.heavier.isEmpty, let site = held?.site, let factor = state.heavier[state.sites[site]] { weight = factor }
             if state.started == nil { state.started = now }
             blind = !state.measured && now - (state.started ?? now) < Double(service.ttl)
         }
@@ -347,12 +362,13 @@ public final class AffinityTable: Sendable {
         // average, it is placed on a small site that it then overloads, and shed to the
         // next, back and forth.
         let ttl = Double(service.ttl)
-        let queryRate = existing?.queryRate(now: now, ttl: ttl) ?? 1 / max(ttl, 1)
+        let queryRate = existing.map { Binding.queryRate(queries: $0.queries, boundAt: $0.boundAt, now: now, ttl: ttl) }
+            ?? 1 / max(ttl, 1)
         let perClientQuery = perQuery?.of(viaResolver: client.isSourceAddress) ?? snapshot.parameters.loadPerAnswer
         // The load moved since the publish goes in beside the snapshot, which is read as the
         // caller's: a copy with it added (as this did) is a retain and a release of each of
         // the snapshot's fields, for every decision.
-        var outcome = Affinity.decide(service: service, client: client, snapshot: snapshot, now: now, existing: existing,
+        var outcome = Affinity.decide(service: service, client: client, snapshot: snapshot, now: now, held: existing,
                                       shares: { service, snapshot, shares in
                                           self.state.withLock { Self.shares($0, of: service, in: snapshot, into: &shares) }
                                       },
@@ -366,18 +382,39 @@ public final class AffinityTable: Sendable {
         if blind { outcome.decision.ttl = min(outcome.decision.ttl, Affinity.shortestTTL) }
         // And what it changes, under one more.
         state.withLock { state in
-            apply(outcome, key: key, known: slot, place: state.bindings.layout == layout ? place : nil, now: now, to: &state)
-            if let binding = outcome.binding, outcome.event != .kept {
-                // What this placement moves, counted at once for the decisions that follow;
-                // nothing when it moves no load (no load per answer configured nor measured
-                // yet): an entry of 0 made every decision of the second look its sites up.
-                let rate = binding.queryRate(now: now, ttl: Double(service.ttl))
-                    * (state.perQuery?.of(binding) ?? snapshot.parameters.loadPerAnswer) * weight
-                if rate != 0 {
-                    state.sincePublish[binding.site, default: 0] += rate
-                    if let previous = binding.previous { state.sincePublish[previous, default: 0] -= rate }
-                }
+            Self.count(outcome.event, in: &state)
+            guard let bound = outcome.binding else {
+                if let slot = slot ?? state.slot(for: key) { state.bindings[slot] = nil }
+                return
             }
+            let place = state.bindings.layout == layout ? place : nil
+            if outcome.event == .kept, let held {
+                // The binding's sites stay: it is renewed where it was found.
+                let renewed = Stored(boundAt: bound.boundAt, lastSeen: bound.lastSeen, queries: bound.queries, site: held.site,
+                                     previous: held.previous, viaResolver: bound.viaResolver)
+                if let place { state.bindings.update(at: place, to: renewed) } else if let slot { state.bindings[slot] = renewed }
+                return
+            }
+            // Placed (anew, or moved from `held`'s site): the site's ID is numbered, once a
+            // placement, which decisions that keep their binding are most of.
+            let site = snapshot.sites[bound.site].id
+            let previous: UInt32? = if case .moved = outcome.event { held?.site } else { nil }
+            let stored = Stored(boundAt: bound.boundAt, lastSeen: bound.lastSeen, queries: bound.queries,
+                                site: state.sites.number(of: site), previous: previous ?? Stored.none,
+                                viaResolver: bound.viaResolver)
+            let known = slot ?? Slot(prefix: key.prefix, service: state.services.number(of: key.service))
+            if let place { state.bindings.update(at: place, to: stored) } else { state.bindings[known] = stored }
+            Self.addFresh(&state, site: site, now: now)
+            // What this placement moves, counted at once for the decisions that follow;
+            // nothing when it moves no load (no load per answer configured nor measured
+            // yet): an entry of 0 made every decision of the second look its sites up.
+            let rate = Binding.queryRate(queries: bound.queries, boundAt: bound.boundAt, now: now, ttl: Double(service.ttl))
+                * (state.perQuery?.of(viaResolver: bound.viaResolver) ?? snapshot.parameters.loadPerAnswer) * weight
+            if rate != 0 {
+                state.sincePublish[site, default: 0] += rate
+                if let previous { state.sincePublish[state.sites[previous], default: 0] -= rate }
+            }
+            if state.bindings.total > capacity { evict(&state) }
         }
         return outcome
     }
@@ -426,18 +463,21 @@ public final class AffinityTable: Sendable {
         state.withLock { apply(outcome, key: key, now: now, to: &$0) }
     }
 
-    private func apply(_ outcome: Affinity.Outcome, key: Key, known: Slot? = nil, place: Shards.Place? = nil, now: Double,
-                       to state: inout State) {
-        switch outcome.event {
+    private func apply(_ outcome: Affinity.Outcome, key: Key, now: Double, to state: inout State) {
+        Self.count(outcome.event, in: &state)
+        state.set(key, outcome.binding)
+        guard let binding = outcome.binding else { return }
+        if outcome.event != .kept { Self.addFresh(&state, site: binding.site, now: now) }
+        if state.bindings.total > capacity { evict(&state) }
+    }
+
+    private static func count(_ event: BindingEvent, in state: inout State) {
+        switch event {
         case .kept: state.counts.kept += 1
         case .created: state.counts.created += 1
         case .expired: state.counts.expired += 1
         case .moved(let reason): state.counts.moved[reason, default: 0] += 1
         }
-        state.set(key, outcome.binding, known: known, place: place)
-        guard let binding = outcome.binding else { return }
-        if outcome.event != .kept { Self.addFresh(&state, site: binding.site, now: now) }
-        if state.bindings.total > capacity { evict(&state) }
     }
 
     /// The share of recent new bindings of each site in `indices` (of `sites`), by index;

@@ -4,8 +4,12 @@ import Synchronization
 /// the answer ledger) build a new snapshot; a query reads one.
 public struct SteeringSnapshot: Sendable {
     public var sites: [Site] {
-        didSet { indexByID = Self.index(sites); revision = Self.nextRevision() }
+        didSet { indexByID = Self.index(sites); revision = Self.nextRevision(); siteRevision = revision }
     }
+    /// New whenever `sites` changes, unique across snapshots: an index found for a site's ID
+    /// (`siteIndex`) holds while it stays the same (`AffinityTable` keeps them, so that a
+    /// decision for a bound client does not hash its site's ID).
+    public private(set) var siteRevision: UInt64
     /// New whenever what a site's model reads changes (`sites`, `loads`, `parameters`), unique
     /// across snapshots: a compute delay worked out at one revision holds for that revision
     /// (`SiteDelay`). Copies share it until one of them changes.
@@ -53,6 +57,7 @@ public struct SteeringSnapshot: Sendable {
         self.latency = latency
         self.parameters = parameters
         self.revision = Self.nextRevision()
+        self.siteRevision = revision
     }
 
     private static let revisions = Atomic<UInt64>(0)
@@ -255,8 +260,13 @@ public struct DecisionStorage: Sendable {
         (candidates, sites) = (decision.candidates, decision.sites)
     }
 
-    /// The candidates' array, emptied, for a decision to fill.
-    mutating func takeCandidates() -> [Candidate] { Self.take(&candidates) }
+    /// The candidates' array as the decision before left it, for a decision to fill: not
+    /// emptied, as `Selector.evaluate` writes over it in place when it has the service's size.
+    mutating func takeCandidates() -> [Candidate] {
+        var taken: [Candidate] = []
+        swap(&taken, &candidates)
+        return taken
+    }
 
     /// The placement pools, emptied; given back with `reclaim(pool:loaded:shares:)`.
     mutating func takePools() -> (pool: [Candidate], loaded: [Candidate]) { (Self.take(&pool), Self.take(&loaded)) }
@@ -278,19 +288,28 @@ public struct DecisionStorage: Sendable {
 
     mutating func reclaim(moved: consuming [Double]) { self.moved = moved }
 
-    /// The sites' array holding `site` alone.
+    /// The sites' array holding `site` alone: the one site of the decision before written
+    /// over, the usual case.
     mutating func takeSites(holding site: Int) -> [Int] {
-        var taken = Self.take(&sites)
-        taken.append(site)
+        var taken: [Int] = []
+        swap(&taken, &sites)
+        if taken.count == 1 {
+            taken[0] = site
+        } else {
+            taken.removeAll(keepingCapacity: true)
+            taken.append(site)
+        }
         return taken
     }
 
     /// `array`, emptied with its capacity kept, and left empty behind: the decision holds the
-    /// only reference and fills it in place.
+    /// only reference and fills it in place. Emptying costs a uniqueness check and a generic
+    /// `replaceSubrange` (about a hundred instructions): an empty array is left as it is, and
+    /// the arrays every decision fills are written over instead (`takeCandidates`, `takeSites`).
     private static func take<Element>(_ array: inout [Element]) -> [Element] {
         var taken: [Element] = []
         swap(&taken, &array)
-        taken.removeAll(keepingCapacity: true)
+        if !taken.isEmpty { taken.removeAll(keepingCapacity: true) }
         return taken
     }
 }
@@ -368,14 +387,20 @@ public enum Selector {
     /// path, for the service's own sites only, in scratch space on the stack (for any but a
     /// very large service): no table per query, and no cost for the other sites of the map.
     ///
-    /// `into`: an empty array to append the candidates to, whose capacity is used.
+    /// `into`: an array for the candidates, whose contents are replaced and whose capacity is used.
     static func evaluate(service: Service, client: Client, snapshot: SteeringSnapshot,
                          now: Double, moved: [Double]? = nil, into candidates: consuming [Candidate] = [],
                          delays: inout [SiteDelay]) -> ([Candidate], LatencyMap.Path) {
         let count = service.sites.count
         let recent = moved.flatMap { $0.count == count ? $0 : nil }
         var candidates = consume candidates   // the only reference, so it grows in place
-        candidates.reserveCapacity(count)
+        // The decision before's candidates, written over when there are as many (each
+        // decision of a worker that answers one service); emptied and filled otherwise.
+        let overwrite = candidates.count == count
+        if !overwrite {
+            candidates.removeAll(keepingCapacity: true)
+            candidates.reserveCapacity(count)
+        }
         let path = withUnsafeTemporaryAllocation(of: (rtt: Double, depth: Int).self, capacity: max(count, 1)) { measured in
             measured.initialize(repeating: (0, -1))
             let path = service.withPositions { position in
@@ -391,9 +416,10 @@ public enum Selector {
                 }
                 let rtt = found.depth >= 0
                     ? (found.rtt, IPPrefix(address: client.address, length: found.depth)!) : nil   // masks
-                candidates.append(evaluate(site: service.sites[position], measured: rtt, path: path, snapshot: snapshot,
-                                           recentlyDirected: recent?[position] ?? 0, now: now, policy: service.policy,
-                                           delays: &delays))
+                let candidate = evaluate(site: service.sites[position], measured: rtt, path: path, snapshot: snapshot,
+                                         recentlyDirected: recent?[position] ?? 0, now: now, policy: service.policy,
+                                         delays: &delays)
+                if overwrite { candidates[position] = candidate } else { candidates.append(candidate) }
             }
             return path
         }

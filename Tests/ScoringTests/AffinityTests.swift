@@ -233,10 +233,12 @@ enum Sticky {
             for host in 0..<50 {
                 let client = Client(address: .v4(0x0A00_0000 | UInt32(host) << 8), prefixLength: 24)
                 let now = 10 + Double(round)
-                var outcome: Affinity.Outcome? = lent.decide(service: Sticky.service, client: client, snapshot: snapshot,
+                var outcome: Affinity.Decided? = lent.decide(service: Sticky.service, client: client, snapshot: snapshot,
                                                              now: now, storage: &storage)
                 let expected = plain.decide(service: Sticky.service, client: client, snapshot: snapshot, now: now)
                 #expect(outcome!.decision.sites == expected.decision.sites && outcome!.event == expected.event)
+                #expect(outcome!.binding.map { snapshot.sites[$0.site].id } == expected.binding?.site)
+                #expect(outcome!.binding?.lastSeen == expected.binding?.lastSeen && outcome!.binding?.queries == expected.binding?.queries)
                 #expect(outcome!.decision.ttl == expected.decision.ttl && outcome!.decision.scope == expected.decision.scope)
                 let used = (outcome!.decision.candidates.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) },
                             outcome!.decision.sites.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) })
@@ -247,6 +249,51 @@ enum Sticky {
             }
         }
         #expect(lent.counts.created == 50 && lent.counts.kept == 100)
+    }
+
+    /// The table reads a binding's site by the snapshot's index, kept per site list
+    /// (`SteeringSnapshot.siteRevision`): a reload that reorders the sites, adds one in front
+    /// or removes the bound one gives each client the site its binding names, by ID, or moves
+    /// it with that site recorded as its previous one.
+    @Test func keptBindingsFollowTheirSiteThroughReorderedConfigurations() {
+        let loads = [Sticky.load(0.3), Sticky.load(0.3), Sticky.load(0.3)]
+        let table = AffinityTable()
+        var storage = DecisionStorage()
+        let clients = (0..<60).map { Client(address: .v4(0x0A00_0000 | UInt32($0) << 8), prefixLength: 24) }
+        let first = Sticky.snapshot(rtts: [10, 10, 10], loads: loads)
+        var bound: [String] = []
+        for client in clients {
+            let decided = table.decide(service: Sticky.service, client: client, snapshot: first, now: 10, storage: &storage)
+            bound.append(first.sites[decided.binding!.site].id)
+        }
+        #expect(Set(bound).count == 3, "the clients are spread over the three sites")
+        for (client, site) in zip(clients, bound) {
+            let decided = table.decide(service: Sticky.service, client: client, snapshot: first, now: 15, storage: &storage)
+            #expect(decided.event == .kept && first.sites[decided.binding!.site].id == site)
+        }
+        // Reordered, with a new site in front that no client is bound to.
+        let reordered = [Site(id: "z", addresses: [.v4(9)], capacity: 1000), Sticky.sites[2], Sticky.sites[0], Sticky.sites[1]]
+        let service = Service(name: "s.", sites: [1, 2, 3, 0], ttl: 20, affinityHold: 300, affinityMargin: 0.2)
+        var map = LatencyMap()
+        for site in 0..<4 { map.setRTT(site == 0 ? 50 : 10, prefix: IPPrefix("0.0.0.0/0")!, site: site) }
+        let second = SteeringSnapshot(sites: reordered, services: [service], loads: [Sticky.load(0.3)] + loads, latency: map)
+        #expect(second.siteRevision != first.siteRevision)
+        for (client, site) in zip(clients, bound) {
+            let decided = table.decide(service: service, client: client, snapshot: second, now: 20, storage: &storage)
+            #expect(decided.event == .kept && reordered[decided.binding!.site].id == site && reordered[decided.decision.sites[0]].id == site)
+        }
+        // Site "c" gone: its clients move, their bindings naming it as the site they left.
+        let third = SteeringSnapshot(sites: Array(Sticky.sites.prefix(2)), services: [Service(name: "s.", sites: [0, 1], ttl: 20,
+                                     affinityHold: 300, affinityMargin: 0.2)], loads: Array(loads.prefix(2)),
+                                     latency: Sticky.snapshot(rtts: [10, 10]).latency)
+        for (client, site) in zip(clients, bound) {
+            let outcome = table.decide(service: third.services[0], client: client, snapshot: third, now: 30)
+            if site == "c" {
+                #expect(outcome.event == .moved(.removed) && outcome.binding?.previous == "c" && outcome.binding?.site != "c")
+            } else {
+                #expect(outcome.event == .kept && outcome.binding?.site == site && outcome.binding?.previous == nil)
+            }
+        }
     }
 
     /// Two engines with the same configuration and reports give the same answer to every
