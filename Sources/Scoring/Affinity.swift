@@ -162,19 +162,26 @@ public enum Affinity {
         var decision = Selector.select(service: service, client: client, snapshot: snapshot, now: now, moved: moved,
                                        storage: &storage)
         let key = keyPrefix(for: client)
-        // When every site that is up is overloaded, clients stay where they are and new ones
-        // are spread over those sites, rather than all sent to the least bad one.
-        let saturated = !decision.candidates.contains { $0.excluded == nil }
         let candidates = decision.candidates
+        // When every site that is up is overloaded, clients stay where they are and new ones
+        // are spread over those sites, rather than all sent to the least bad one. The best
+        // eligible site and their number, as `Selector` found them when it chose among them.
+        let saturated: Bool, bestScore: Double?, eligibleCount: Int
+        if decision.eligibleCount > 0 {
+            (saturated, bestScore, eligibleCount) = (false, decision.bestScore, decision.eligibleCount)
+        } else {
+            saturated = !candidates.contains { $0.excluded == nil }
+            let (best, count) = Eligible(candidates: candidates, saturated: saturated).bestAndCount()
+            (bestScore, eligibleCount) = (best?.score, count)
+        }
         // The eligible sites, as a filter over the candidates rather than a copy of them: a
         // kept binding (the usual decision) needs only the best of them and their number.
         let eligible = Eligible(candidates: candidates, saturated: saturated)
-        let (best, eligibleCount) = eligible.bestAndCount()
         // Nothing to be sticky about when every site is down: the all-down answer stands.
-        guard let best else {
+        guard let bestScore else {
             return Decided(decision: decision, binding: nil, event: existing == nil ? .created : .moved(.unhealthy), key: key)
         }
-        let limit = best.score * (1 + service.affinityMargin)
+        let limit = bestScore * (1 + service.affinityMargin)
 
         var event: BindingEvent = .created
         if let existing {
@@ -282,6 +289,19 @@ public enum Affinity {
         }
 
         func makeIterator() -> Iterator { Iterator(base: candidates.makeIterator(), saturated: saturated) }
+
+        /// The lowest score among them but `site`'s, read in place (a filter over the iterator
+        /// copied each candidate, a hundred bytes, to read one field).
+        func lowestScore(excludingSite site: Int) -> Double? {
+            candidates.withUnsafeBufferPointer { all in
+                var lowest: Double? = nil
+                for index in all.indices where all[index].site != site
+                    && (saturated ? all[index].excluded == .overloaded : all[index].excluded == nil) {
+                    lowest = Swift.min(lowest ?? all[index].score, all[index].score)
+                }
+                return lowest
+            }
+        }
     }
 
     /// Whether a client bound to `bound` is better off elsewhere: some other eligible site
@@ -404,12 +424,11 @@ public enum Affinity {
     /// The service TTL, shortened when clients may soon need to move: the site is near
     /// capacity, its report is ageing, or another site is almost as good. Never below
     /// `shortestTTL`.
-    static func adaptiveTTL<Eligible: Sequence<Candidate>>(service: Service, chosen: Candidate, candidates: Eligible,
-                                                           snapshot: SteeringSnapshot) -> UInt32 {
+    static func adaptiveTTL(service: Service, chosen: Candidate, candidates: Eligible, snapshot: SteeringSnapshot) -> UInt32 {
         var ttl = Double(service.ttl)
         if chosen.utilization > 0.8 { ttl *= max(0.25, (1 - chosen.utilization) / 0.2) }
         if let age = chosen.reportAge, age > snapshot.parameters.freshFor { ttl *= 0.5 }
-        let runnerUp = candidates.lazy.filter { $0.site != chosen.site }.map(\.score).min()
+        let runnerUp = candidates.lowestScore(excludingSite: chosen.site)
         if let runnerUp, runnerUp <= chosen.score * 1.05 { ttl *= 0.5 }
         return UInt32(max(Double(min(shortestTTL, service.ttl)), ttl.rounded()))
     }

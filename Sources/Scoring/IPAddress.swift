@@ -71,7 +71,10 @@ public enum IPAddress: Hashable, Sendable, Comparable {
         }
     }
 
-    /// The address with every bit after the first `length` set to zero.
+    /// The address with every bit after the first `length` set to zero. Inlined: a decision
+    /// masks the client's address for its binding key and for each candidate's RTT source,
+    /// and the call cost more than the mask.
+    @inline(__always)
     public func masked(to length: Int) -> IPAddress {
         switch self {
         case .v4(let value):

@@ -225,6 +225,11 @@ public struct Decision: Sendable {
     public var candidates: [Candidate]
     /// True when every site was excluded and the all-down policy answered.
     public var allDown: Bool
+    /// How many candidates are eligible and the best one's score, when the decision chose by
+    /// score among them (one address, a ranked policy; 0 otherwise): what `Affinity` goes on
+    /// from, which it need not work out again.
+    var eligibleCount = 0
+    var bestScore = 0.0
 }
 
 /// The arrays of a `Decision`, lent to the decision by a caller that decides again and again
@@ -344,11 +349,11 @@ public enum Selector {
         if rankedPolicy && count == 1 {
             // The usual case, one address by score: the best and how many are eligible, with
             // no filtered copy.
-            let (best, eligibleCount) = candidates.lazy.filter { $0.excluded == nil }.bestAndCount()
+            let (best, eligibleCount) = Self.bestEligible(candidates)
             if let best {
                 let scope = service.policy != .leastLoaded && eligibleCount > 1 ? match.scope : 0
                 return Decision(sites: storage.takeSites(holding: best.site), ttl: service.ttl, scope: scope,
-                                candidates: candidates, allDown: false)
+                                candidates: candidates, allDown: false, eligibleCount: eligibleCount, bestScore: best.score)
             }
         }
         let eligible = candidates.filter { $0.excluded == nil }
@@ -469,6 +474,24 @@ public enum Selector {
                                   computeDelay: 0, score: 0, reportAge: age, excluded: excluded)
         candidate.model(snapshot: snapshot, policy: policy, delays: &delays)
         return candidate
+    }
+
+    /// The eligible candidate with the lowest score (then the lowest site index, as a sort
+    /// would put first), as its site and score, and how many are eligible: in one pass over
+    /// the buffer that compares in place, where `bestAndCount` over a lazy filter copied each
+    /// better candidate out (a hundred bytes) and went through the filter's iterator.
+    static func bestEligible(_ candidates: [Candidate]) -> (best: (site: Int, score: Double)?, count: Int) {
+        candidates.withUnsafeBufferPointer { candidates in
+            var best: (site: Int, score: Double)? = nil
+            var count = 0
+            for index in candidates.indices where candidates[index].excluded == nil {
+                count += 1
+                let (site, score) = (candidates[index].site, candidates[index].score)
+                if let current = best, (current.score, current.site) <= (score, site) { continue }
+                best = (site, score)
+            }
+            return (best, count)
+        }
     }
 
     /// Requests per second at full utilisation: the report's figure, else the configured one.
