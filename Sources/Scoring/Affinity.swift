@@ -90,7 +90,7 @@ public enum Affinity {
     /// longer configured) rather than its ID, and whether it was moved there rather than its
     /// previous site. `AffinityTable` keeps bindings by numbers; read as `Binding`s, a kept
     /// decision hashed the site's ID to find its index and copied and released the strings of
-    /// each copy of the binding and of the outcome: about a third of its instructions.
+    /// each copy of the binding and of the outcome: more than a quarter of its instructions.
     struct Held {
         var site: Int?
         var boundAt: Double
