@@ -303,13 +303,43 @@ enum Topology {
     /// to three decimals read back exactly, finer ones to the nearest microsecond, and an
     /// absurd value is held at the largest, not wrapped.
     @Test func measurementsKeepMicroseconds() {
-        #expect(MemoryLayout<LatencyMap.Measurement>.stride == 12)
+        #expect(MemoryLayout<LatencyMap.Record>.stride == 12)
         var map = LatencyMap()
         let cases: [(given: Double, read: Double)] = [(12.5, 12.5), (0.3, 0.3), (7.123, 7.123), (99_999.999, 99_999.999),
                                                       (12.3456789, 12.346), (0.0004, 0), (0, 0), (1e12, Double(UInt32.max) / 1000)]
         for (site, item) in cases.enumerated() { map.setRTT(item.given, prefix: IPPrefix("198.51.100.0/24")!, site: site) }
         let rtts = map.match(IPAddress("198.51.100.1")!, prefixLength: 32).rtts
         for (site, item) in cases.enumerated() { #expect(rtts[site]?.rtt == item.read, "\(item.given)") }
+    }
+
+    /// A prefix's head holds its location and starts its chain of measurements, in the one
+    /// array of records: a location set before, between or after its measurements, and set
+    /// again, is read back with all of them; and a prefix loaded in one go (a file's lines)
+    /// has its head and measurements side by side, which is what spares the walk a read.
+    @Test func aPrefixHeadKeepsItsLocationAndItsMeasurements() {
+        var map = LatencyMap()
+        let paris = GeoPoint(latitude: 48.86, longitude: 2.35)!, berlin = GeoPoint(latitude: 52.52, longitude: 13.40)!
+        let first = IPPrefix("198.51.100.0/24")!, second = IPPrefix("203.0.113.0/24")!, third = IPPrefix("192.0.2.0/24")!
+        map.setRTT(10, prefix: first, site: 0)
+        map.setLocation(paris, prefix: first)
+        map.setRTT(20, prefix: first, site: 1)
+        map.setLocation(berlin, prefix: second)
+        map.setRTT(30, prefix: second, site: 2)
+        map.setLocation(paris, prefix: second)
+        map.setLocation(berlin, prefix: third)
+        let one = map.match(IPAddress("198.51.100.7")!, prefixLength: 32)
+        #expect(one.rtts.mapValues(\.rtt) == [0: 10, 1: 20] && one.location?.point == paris && one.location?.prefix == first)
+        let two = map.match(IPAddress("203.0.113.7")!, prefixLength: 32)
+        #expect(two.rtts.mapValues(\.rtt) == [2: 30] && two.location?.point == paris)
+        let three = map.match(IPAddress("192.0.2.7")!, prefixLength: 32)
+        #expect(three.rtts.isEmpty && three.location?.point == berlin && three.scope == 24)
+        #expect(map.prefixCount == 3)
+        var loaded = LatencyMap()
+        for site in 0..<3 { loaded.setRTT(Double(5 + site), prefix: first, site: site) }
+        loaded.records.withUnsafeBufferPointer { records in
+            #expect(records.count == 4 && records[0].site == LatencyMap.Record.head)
+            #expect(Set(records.dropFirst().map(\.site)) == [0, 1, 2] && records.dropFirst().allSatisfy { $0.next == -1 || $0.next >= 1 })
+        }
     }
 
     @Test func longestPrefixPerSite() {
