@@ -202,7 +202,9 @@ public final class AffinityTable: Sendable {
                 siteRevision = snapshot.siteRevision
             }
             // Numbers are only ever added: those given since the last look are looked up now.
-            while siteIndices.count <= Int(number) { siteIndices.append(snapshot.siteIndex(sites[UInt32(siteIndices.count)]) ?? -1) }
+            while siteIndices.count <= Int(number) {
+                siteIndices.append(snapshot.siteIndex(sites[UInt32(siteIndices.count)]) ?? -1)
+            }
             let index = siteIndices[Int(number)]
             return index >= 0 ? index : nil
         }
@@ -315,7 +317,7 @@ public final class AffinityTable: Sendable {
         var movedRates: [Double]? = nil
         var existing: Affinity.Held? = nil
         // The binding's site and previous site by the table's numbers (`Names`).
-        var held: (site: UInt32, previous: UInt32)? = nil
+        var numbers: (site: UInt32, previous: UInt32)? = nil
         var perQuery: RequestsPerQuery? = nil
         var weight = 1.0
         var blind = false
@@ -339,7 +341,7 @@ public final class AffinityTable: Sendable {
             layout = state.bindings.layout
             if let place {
                 let stored = state.bindings.stored(at: place)
-                held = (stored.site, stored.previous)
+                numbers = (stored.site, stored.previous)
                 existing = Affinity.Held(site: state.index(ofSite: stored.site, in: snapshot), boundAt: stored.boundAt,
                                          lastSeen: stored.lastSeen, queries: stored.queries,
                                          moved: stored.previous != Stored.none, viaResolver: stored.viaResolver)
@@ -351,7 +353,7 @@ public final class AffinityTable: Sendable {
                 state.counts.kept += renewal.queries
             }
             perQuery = state.perQuery
-            if !state.heavier.isEmpty, let site = held?.site, let factor = state.heavier[state.sites[site]] { weight = factor }
+            if !state.heavier.isEmpty, let site = numbers?.site, let factor = state.heavier[state.sites[site]] { weight = factor }
             if state.started == nil { state.started = now }
             blind = !state.measured && now - (state.started ?? now) < Double(service.ttl)
         }
@@ -388,17 +390,17 @@ public final class AffinityTable: Sendable {
                 return
             }
             let place = state.bindings.layout == layout ? place : nil
-            if outcome.event == .kept, let held {
+            if outcome.event == .kept, let numbers {
                 // The binding's sites stay: it is renewed where it was found.
-                let renewed = Stored(boundAt: bound.boundAt, lastSeen: bound.lastSeen, queries: bound.queries, site: held.site,
-                                     previous: held.previous, viaResolver: bound.viaResolver)
+                let renewed = Stored(boundAt: bound.boundAt, lastSeen: bound.lastSeen, queries: bound.queries, site: numbers.site,
+                                     previous: numbers.previous, viaResolver: bound.viaResolver)
                 if let place { state.bindings.update(at: place, to: renewed) } else if let slot { state.bindings[slot] = renewed }
                 return
             }
-            // Placed (anew, or moved from `held`'s site): the site's ID is numbered, once a
-            // placement, which decisions that keep their binding are most of.
+            // Placed, anew or moved from the site it had: the new site's ID is numbered here,
+            // a hash only placements pay (most decisions keep their binding).
             let site = snapshot.sites[bound.site].id
-            let previous: UInt32? = if case .moved = outcome.event { held?.site } else { nil }
+            let previous: UInt32? = if case .moved = outcome.event { numbers?.site } else { nil }
             let stored = Stored(boundAt: bound.boundAt, lastSeen: bound.lastSeen, queries: bound.queries,
                                 site: state.sites.number(of: site), previous: previous ?? Stored.none,
                                 viaResolver: bound.viaResolver)
@@ -471,6 +473,7 @@ public final class AffinityTable: Sendable {
         if state.bindings.total > capacity { evict(&state) }
     }
 
+    /// Counts what a decision did to a binding (`counts`).
     private static func count(_ event: BindingEvent, in state: inout State) {
         switch event {
         case .kept: state.counts.kept += 1
