@@ -11,6 +11,8 @@ public enum LatencyFile {
     public static func parseRTTs(_ text: String, into map: inout LatencyMap,
                                  siteIndex: (String) -> Int?) -> [LineError] {
         var errors: [LineError] = []
+        // A row per line at most (a header, comments and blank lines are fewer rows).
+        map.reserveCapacity(rows: lineCount(text))
         forEachRow(text, header: "prefix") { number, fields in
             guard fields.count == 3 else {
                 errors.append(LineError(line: number, message: "expected prefix,site,rtt_ms, got \(fields.count) field(s)"))
@@ -31,6 +33,17 @@ public enum LatencyFile {
             map.setRTT(rtt, prefix: prefix, site: site)
         }
         return errors
+    }
+
+    /// How many lines `text` has (the last one may lack its newline).
+    static func lineCount(_ text: String) -> Int {
+        var count = 0
+        var last: UInt8 = 0x0A
+        for byte in text.utf8 {
+            if byte == 0x0A { count += 1 }
+            last = byte
+        }
+        return last == 0x0A ? count : count + 1
     }
 
     /// Adds prefix locations, used to estimate RTTs to sites without a measurement.

@@ -373,6 +373,15 @@ enum Topology {
         #expect(errors[0].message == "unknown site \"nowhere\"")
         #expect(map.prefixCount == 2) // nothing invalid entered
         #expect(map.match(IPAddress("2001:db8::1")!, prefixLength: 128).rtts[0]?.rtt == 7)
+        // Room was made for a head and a measurement per line before the rows were read.
+        #expect(map.records.capacity >= 2 * 9)
+    }
+
+    /// The lines a file is read in room for (`LatencyMap.reserveCapacity(rows:)`): the last
+    /// one counts with or without its newline.
+    @Test func linesAreCounted() {
+        #expect(["", "a", "a\n", "a\nb", "a\nb\n", "\n\n", "prefix\r\nx,y,1\r\n"].map(LatencyFile.lineCount)
+                == [0, 1, 1, 2, 2, 2, 2])
     }
 }
 
