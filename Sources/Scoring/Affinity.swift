@@ -23,13 +23,9 @@ public struct Binding: Hashable, Sendable, Codable {
         self.viaResolver = viaResolver
     }
 
-    /// DNS queries per second from the bound prefix since the binding was made; at least one
-    /// TTL is assumed to have passed, as a resolver asks at most once per TTL.
-    public func queryRate(now: Double, ttl: Double) -> Double {
-        Self.queryRate(queries: queries, boundAt: boundAt, now: now, ttl: ttl)
-    }
-
-    /// As above, from the two fields it reads (for bindings stored in another form).
+    /// DNS queries per second from a prefix bound at `boundAt` that has asked `queries` times;
+    /// at least one TTL is assumed to have passed, as a resolver asks at most once per TTL.
+    /// From the two fields it reads, as bindings are stored by numbers (`AffinityTable`).
     static func queryRate(queries: Int, boundAt: Double, now: Double, ttl: Double) -> Double {
         Double(queries) / max(now - boundAt, ttl, 1)
     }

@@ -28,8 +28,6 @@ public struct RequestsPerQuery: Sendable, Equatable {
     /// The figure for a binding of that kind (`Binding.viaResolver`, `Client.isSourceAddress`).
     public func of(viaResolver: Bool) -> Double { viaResolver ? resolver : subnet }
 
-    public func of(_ binding: Binding) -> Double { of(viaResolver: binding.viaResolver) }
-
     /// Query rates of the two kinds.
     public struct Rates: Sendable, Equatable {
         public var subnet = 0.0
