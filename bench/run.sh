@@ -82,6 +82,7 @@ server:
   database: ""
   pidfile: "$TMP/nsd.pid"
   xfrdfile: "$TMP/xfrd.state"
+  xfrdir: "$TMP"
   zonelistfile: "$TMP/zone.list"
   logfile: "$TMP/nsd.log"
   chroot: ""

@@ -18,6 +18,9 @@ struct TempZones {
     }
 
     func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+
+    /// Removes the directory and its files (a test's last step, so that runs leave no trace).
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }
 
 @Suite struct ZoneLoadingTests {
@@ -26,7 +29,9 @@ struct TempZones {
     func load(_ text: String, name: String = "example.zone", extra: [String: String] = [:]) throws -> Result<Zone, ZoneLoadError> {
         var files = extra
         files[name] = text
-        return ZoneFileLoader.load(path: try TempZones(files).path(name))
+        let zones = try TempZones(files)
+        defer { zones.remove() }
+        return ZoneFileLoader.load(path: zones.path(name))
     }
 
     func errors(_ text: String) throws -> [String] {
@@ -105,6 +110,7 @@ struct TempZones {
 
     @Test func rejectsDuplicateZones() throws {
         let zones = try TempZones(["a.zone": "$ORIGIN example.\n\(Self.soa)", "b.zone": "$ORIGIN example.\n\(Self.soa)"])
+        defer { zones.remove() }
         guard case .failure(let error) = ZoneFileLoader.loadDirectory(zones.directory) else {
             Issue.record("expected failure"); return
         }

@@ -25,6 +25,7 @@ final class NSDServer: @unchecked Sendable {
               database: ""
               pidfile: "\(directory)/nsd.pid"
               xfrdfile: "\(directory)/xfrd.state"
+              xfrdir: "\(directory)"
               zonelistfile: "\(directory)/zone.list"
               logfile: "\(directory)/nsd.log"
               chroot: ""

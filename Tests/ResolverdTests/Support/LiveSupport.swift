@@ -1,5 +1,6 @@
 import Foundation
 import Resolver
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -27,11 +28,27 @@ enum Paths {
         return nil
     }
 
+    /// A fresh directory for one test's files (configuration, zones, logs, state), removed
+    /// with the others when the test process exits; `KEEP_TEST_DIRS=1` keeps them, to read a
+    /// failed test's server log afterwards.
     static func temporaryDirectory() throws -> String {
         let path = NSTemporaryDirectory() + "resolverd-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        made.withLock { $0.append(path) }
+        _ = removedAtExit
         return path
     }
+
+    private static let made = Mutex<[String]>([])
+
+    /// Registered once: removes every directory `temporaryDirectory` made. At exit rather than
+    /// at each test's end: a server a test started may write to its directory until it stops.
+    private static let removedAtExit: Void = {
+        atexit {
+            guard ProcessInfo.processInfo.environment["KEEP_TEST_DIRS"] != "1" else { return }
+            for path in Paths.made.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
+        }
+    }()
 }
 
 /// Calls `body` with an IPv4 loopback socket address for `port` (0: any port).
