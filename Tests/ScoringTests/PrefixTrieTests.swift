@@ -67,6 +67,13 @@ import Testing
                 #expect(trie.entry(of: bits, length: length) == trie.nodes[node].entry)
             }
             if indexed && indexAt == count { trie.buildIndex() }
+            if indexed {
+                // Kept up as prefixes were added: as built from the finished trie.
+                var rebuilt = trie
+                rebuilt.buildIndex()
+                let differing = trie.starts.indices.first { trie.starts[$0] != rebuilt.starts[$0] }
+                #expect(differing == nil, "round \(round): slot \(differing ?? 0) of the index kept up differs from one built anew")
+            }
             #expect(trie.nodes.count <= 2 * stored.count + 1, "a node per prefix and per fork at most")
             for (bits, length, entry) in stored { #expect(trie.entry(of: bits, length: length) == entry) }
             for _ in 0..<200 {
@@ -99,7 +106,44 @@ import Testing
         let trie = check(UInt32.self, seed: 0x0BAD_CAFE_0000_0001, indexed: true) { random in
             random.below(20) == 0 ? 8 + random.below(9) : (random.below(2) == 0 ? 24 : 17 + random.below(16))
         }
-        #expect(trie.starts.count == 1 << 16 && trie.starts.contains { $0 > 0 }, "walks start below the root")
+        #expect(trie.starts.count == 1 << 16)
+        let starts = trie.starts.map(PrefixTrie<UInt32>.Start.init)
+        #expect(starts.contains { if case .below = $0 { true } else { false } }, "walks start below a node they do not read")
+        #expect(starts.contains(.root), "or at the root, below a short prefix's entry")
+    }
+
+    /// Where a slot's walks start, on a trie small enough to know by hand.
+    @Test func slotsStartBelowTheForkAboveThem() {
+        var trie = PrefixTrie<UInt32>()
+        let a = trie.node(for: 0x0A01_0200, length: 24)   // 10.1.2.0/24
+        trie.setEntry(0, at: a)
+        let b = trie.node(for: 0x0A01_0300, length: 24)   // 10.1.3.0/24: a fork at /23 above both
+        trie.setEntry(1, at: b)
+        let c = trie.node(for: 0xC000_0000, length: 24)   // 192.0.0.0/24: a fork at the root's side
+        trie.setEntry(2, at: c)
+        trie.buildIndex()
+        let fork = trie.node(for: 0x0A01_0200, length: 23)
+        // 10.1/16: the slot's bits lead to the /23 fork, which they do not decide the way from.
+        #expect(trie.start(ofSlot: 0x0A01) == .below(Int32(fork)))
+        // 10.2/16: the same child of the root, which the slot leaves at bit 14: compared, not read.
+        #expect(trie.start(ofSlot: 0x0A02) == .below(Int32(fork)))
+        // 128/16: the root's right child, the fork of 192.0.0.0/24 alone.
+        #expect(trie.start(ofSlot: 0x8000) == .below(Int32(c)))
+        // Two /24s that part at bit 16 (10.5.1.0 and 10.5.129.0): the slot's walks read their
+        // fork, as the next bit chooses the way from it.
+        trie.setEntry(4, at: trie.node(for: 0x0A05_0100, length: 24))
+        trie.setEntry(5, at: trie.node(for: 0x0A05_8100, length: 24))
+        #expect(trie.start(ofSlot: 0x0A05) == .at(Int32(trie.node(for: 0x0A05_0000, length: 16))))
+        var found: [Int32] = []
+        #expect(trie.walk(0x0A05_8100, limit: 24) { entry, _ in found.append(entry) } == 24)
+        #expect(found == [5])
+        // An entry at 10.0.0.0/8 sends 10/8's walks to the root, and no other slot's.
+        trie.setEntry(3, at: trie.node(for: 0x0A00_0000, length: 8))
+        #expect((0x0A00...0x0AFF).allSatisfy { trie.start(ofSlot: $0) == .root && trie.starts[$0] == -1 })
+        #expect(trie.start(ofSlot: 0x8000) == .below(Int32(c)))
+        var walked: [Int32] = []
+        #expect(trie.walk(0x0A01_0203, limit: 24) { entry, _ in walked.append(entry) } == 24)
+        #expect(walked == [3, 0])
     }
 
     /// What a caller prefetches (`withFirstRead`) is what the walk reads first: the address's
