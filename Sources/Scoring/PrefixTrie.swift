@@ -30,8 +30,8 @@ struct PrefixTrie<Bits: FixedWidthInteger & UnsignedInteger & Sendable>: Sendabl
     /// again (the kernel's work between queries evicts them): the first sixteen bits in one
     /// read instead (the first level of a DIR-16-8-8 table, Gupta, Lin and McKeown 1998), and
     /// the node it names is the first whose bits the walk compares: the one it would otherwise
-    /// read to find that node, the fork above the slot, is not read at all (at 65 536 /24s, a
-    /// third of the walk's samples waited for that read).
+    /// read to find that node, the fork above the slot, is not read at all (one dependent read
+    /// of three before the /24's measurements, for most slots of the bench's 65 536 /24s).
     ///
     /// Kept up as prefixes are added (`node(for:)`, `setEntry`): each change recomputes the
     /// slots whose start it may change, with the function that builds them (`start(ofSlot:)`).
