@@ -29,8 +29,9 @@ extension AffinityTable {
             /// `capacity` empty buckets, or a copy of `source`'s.
             init(capacity: Int, copying source: UnsafePointer<Bucket>? = nil) {
                 self.capacity = capacity
-                // Aligned to a line, so that no bucket straddles two.
-                let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * MemoryLayout<Bucket>.stride, alignment: 64)
+                // In huge pages shared with the other shards' tables (`HugePageArena`), aligned
+                // to at least a line, so that no bucket straddles two.
+                let raw = HugePageArena.shared.allocate(bytes: capacity * MemoryLayout<Bucket>.stride)
                 buckets = raw.bindMemory(to: Bucket.self, capacity: capacity)
                 if let source {
                     buckets.initialize(from: source, count: capacity)
@@ -39,7 +40,10 @@ extension AffinityTable {
                 }
             }
 
-            deinit { buckets.deallocate() }
+            deinit {
+                buckets.deinitialize(count: capacity)
+                HugePageArena.shared.deallocate(UnsafeMutableRawPointer(buckets), bytes: capacity * MemoryLayout<Bucket>.stride)
+            }
         }
 
         /// A bucket no key is in: no service is ever numbered `UInt32.max`.

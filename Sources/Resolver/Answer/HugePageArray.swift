@@ -1,11 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CUDPBatch
+import Scoring
 
-/// A fixed-size array of plain values whose storage, when it is 2 MiB or more, is asked of
-/// the kernel in transparent huge pages (madvise(2) MADV_HUGEPAGE, which works where THP is
-/// set to "madvise", Debian's default), with value semantics (copy on write).
+/// A fixed-size array of plain values whose storage is in transparent huge pages
+/// (`HugePageArena`), with value semantics (copy on write).
 ///
 /// For a table every query reads at a random place, as the decision memo (2 to 8 MiB per UDP
 /// worker): between two queries of one client the kernel's network stack has run through
@@ -18,26 +15,17 @@ struct HugePageArray<Element: BitwiseCopyable> {
         let base: UnsafeMutablePointer<Element>
         let count: Int
 
+        /// From `HugePageArena`: 2 MiB or more, chunks of its own, aligned to 2 MiB, so that
+        /// every page of it can be a huge one; less, a block of a chunk shared with others.
         init(count: Int, initialize: (UnsafeMutablePointer<Element>) -> Void) {
-            let huge = 2 << 20
-            let bytes = max(count * MemoryLayout<Element>.stride, 1)
-            // Whole huge pages, aligned to one, so that every page of it can be one.
-            let (size, alignment) = bytes >= huge
-                ? ((bytes + huge - 1) / huge * huge, huge)
-                : (bytes, max(MemoryLayout<Element>.alignment, MemoryLayout<UnsafeRawPointer>.size))
-            var raw: UnsafeMutableRawPointer? = nil
-            guard posix_memalign(&raw, alignment, size) == 0, let raw else { fatalError("out of memory (\(size) bytes)") }
-            // Before the first touch, so the faults that populate it take huge pages. A kernel
-            // without THP refuses, and the table is in small pages, as any other allocation.
-            #if canImport(Glibc)
-            if size >= huge { _ = madvise(raw, size, MADV_HUGEPAGE) }
-            #endif
-            base = raw.bindMemory(to: Element.self, capacity: count)
+            base = HugePageArena.shared.allocate(bytes: Self.bytes(count)).bindMemory(to: Element.self, capacity: count)
             self.count = count
             initialize(base)
         }
 
-        deinit { free(base) }
+        deinit { HugePageArena.shared.deallocate(UnsafeMutableRawPointer(base), bytes: Self.bytes(count)) }
+
+        private static func bytes(_ count: Int) -> Int { max(count * MemoryLayout<Element>.stride, 1) }
     }
 
     private var storage: Storage? {
