@@ -47,8 +47,9 @@ public final class HugePageArena: Sendable {
     /// Chunks held, of every block size (for tests).
     var chunkCount: Int { state.withLock { $0.chunks.count } }
 
-    /// `bytes` (at most `chunkSize`: a power of two, at least `smallestBlock`) aligned to the
-    /// block's size; larger: a chunk of its own, aligned to 2 MiB.
+    /// A block of at least `bytes`: below `chunkSize`, of the next power of two (at least
+    /// `smallestBlock`) in a chunk shared with blocks of that size, aligned to its size; from
+    /// `chunkSize` on, whole chunks of its own, aligned to 2 MiB.
     public func allocate(bytes: Int) -> UnsafeMutableRawPointer {
         let size = Self.blockSize(for: bytes)
         guard size < Self.chunkSize else { return Self.mapChunk(bytes: size) }

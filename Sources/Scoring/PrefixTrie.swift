@@ -91,7 +91,8 @@ struct PrefixTrie<Bits: FixedWidthInteger & UnsignedInteger & Sendable>: Sendabl
         // child it had there (or at none); those of a longer node start above it or read it.
         let length = Int(nodes[parent].length)
         if length < Self.indexBits {
-            reindex(Self.masked(nodes[parent].bits, length) | (right ? Bits(1) << (Self.width - 1 - length) : 0), length: length + 1)
+            let side = right ? Bits(1) << (Self.width - 1 - length) : 0
+            reindex(Self.masked(nodes[parent].bits, length) | side, length: length + 1)
         }
     }
 
@@ -204,7 +205,6 @@ struct PrefixTrie<Bits: FixedWidthInteger & UnsignedInteger & Sendable>: Sendabl
     /// result depended on: the ECS scope (RFC 7871 §7.2.1). That is what a walk of a trie
     /// with a node per bit would give: the bits walked, plus the next one where another
     /// prefix branches off there.
-    ///
     func walk(_ bits: Bits, limit: Int, _ visit: (Int32, Int) -> Void) -> Int {
         if nodes[0].entry >= 0 { visit(nodes[0].entry, 0) }
         // Where the walk starts, from the index when it goes that deep, having visited no
